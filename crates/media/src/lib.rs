@@ -1,0 +1,1 @@
+//! callmux media core (skeleton; filled by its issue).

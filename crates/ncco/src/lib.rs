@@ -1,0 +1,1 @@
+//! callmux ncco core (skeleton; filled by its issue).

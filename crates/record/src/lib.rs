@@ -1,0 +1,1 @@
+//! callmux record core (skeleton; filled by its issue).

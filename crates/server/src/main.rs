@@ -1,0 +1,4 @@
+//! The `callmux` binary.
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! callmux sip core (skeleton; filled by its issue).

@@ -1,0 +1,1 @@
+//! callmux webhook core (skeleton; filled by its issue).

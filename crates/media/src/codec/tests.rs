@@ -1,0 +1,256 @@
+use super::*;
+use crate::resample::tests::{rms, sine, tone_amplitude};
+
+fn tone_frames(freq: f64, frames: usize) -> Vec<i16> {
+    sine(freq, 16000.0, 8000.0, 320 * frames)
+}
+
+fn db(x: f64) -> f64 {
+    20.0 * x.log10()
+}
+
+fn round_trip(format: PayloadFormat, input: &[i16]) -> (Vec<i16>, Vec<u32>) {
+    let mut enc = AudioEncoder::new(&format).unwrap();
+    let mut dec = AudioDecoder::new(&format).unwrap();
+    let mut payload = Vec::new();
+    let mut pcm = Vec::new();
+    let mut advances = Vec::new();
+    for frame in input.chunks(320) {
+        payload.clear();
+        advances.push(enc.encode(frame, &mut payload).unwrap());
+        let n = dec.decode(&payload, &mut pcm).unwrap();
+        assert_eq!(n, 320);
+    }
+    (pcm, advances)
+}
+
+#[test]
+fn g711_round_trip_keeps_a_1k_tone() {
+    for format in [PayloadFormat::pcmu(), PayloadFormat::pcma()] {
+        let input = tone_frames(1000.0, 50);
+        let (pcm, advances) = round_trip(format, &input);
+        assert!(advances.iter().all(|&a| a == 160), "{advances:?}");
+        assert_eq!(pcm.len(), input.len());
+        let level = tone_amplitude(&pcm[1600..], 1000.0, 16000.0);
+        assert!(
+            db(level / 8000.0).abs() < 0.5,
+            "{:?}: level {level}",
+            format.codec
+        );
+        // Everything that is not the tone (quantisation noise, images) is 30 dB down.
+        let total = rms(&pcm[1600..]) * std::f64::consts::SQRT_2;
+        let residual = (total * total - level * level).max(0.0).sqrt();
+        assert!(
+            db(residual / level) < -30.0,
+            "{:?}: residual {residual}",
+            format.codec
+        );
+    }
+}
+
+#[test]
+fn g711_payload_sizes() {
+    let mut dec = AudioDecoder::new(&PayloadFormat::pcmu()).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(dec.decode(&[0xFF; 160], &mut out), Ok(320));
+    assert_eq!(dec.decode(&[0xFF; 80], &mut out), Ok(160));
+    assert_eq!(out.len(), 480, "decode appends");
+    assert_eq!(dec.decode(&[], &mut out), Err(CodecError::EmptyPayload));
+    let mut enc = AudioEncoder::new(&PayloadFormat::pcma()).unwrap();
+    let mut payload = Vec::new();
+    assert_eq!(enc.encode(&[0; 320], &mut payload), Ok(160));
+    assert_eq!(payload.len(), 160);
+    assert!(payload.iter().all(|&b| b == 0xD5), "A-law silence");
+    assert_eq!(
+        enc.encode(&[0; 3], &mut payload),
+        Err(CodecError::BadFrameSize { samples: 3 })
+    );
+}
+
+#[test]
+fn opus_round_trip_keeps_a_1k_tone() {
+    let input = tone_frames(1000.0, 50);
+    let (pcm, advances) = round_trip(PayloadFormat::opus(111), &input);
+    assert!(
+        advances.iter().all(|&a| a == 960),
+        "20 ms = 960 ticks at 48 kHz"
+    );
+    let level = tone_amplitude(&pcm[3200..], 1000.0, 16000.0);
+    assert!(db(level / 8000.0).abs() < 1.5, "level {level}");
+    let other = tone_amplitude(&pcm[3200..], 3000.0, 16000.0);
+    assert!(db(other / level) < -30.0, "3 kHz {other} vs 1 kHz {level}");
+}
+
+#[test]
+fn opus_rejects_malformed_payloads() {
+    let mut dec = AudioDecoder::new(&PayloadFormat::opus(111)).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(dec.decode(&[], &mut out), Err(CodecError::EmptyPayload));
+    // Code 3 (arbitrary frame count) with a count of zero frames.
+    assert!(matches!(
+        dec.decode(&[0x03, 0x00], &mut out),
+        Err(CodecError::Opus(_))
+    ));
+    // Code 3 with 49 frames (more than 120 ms).
+    assert!(matches!(
+        dec.decode(&[0x03, 49], &mut out),
+        Err(CodecError::Opus(_))
+    ));
+    // Code 2 (two frames, explicit size) whose size byte exceeds the packet.
+    assert!(matches!(
+        dec.decode(&[0x02, 0xFB, 1, 2], &mut out),
+        Err(CodecError::Opus(_))
+    ));
+    assert!(out.is_empty(), "failed decodes append nothing");
+    // The decoder still works afterwards.
+    let mut enc = AudioEncoder::new(&PayloadFormat::opus(111)).unwrap();
+    let mut payload = Vec::new();
+    enc.encode(&tone_frames(440.0, 1), &mut payload).unwrap();
+    assert_eq!(dec.decode(&payload, &mut out), Ok(320));
+}
+
+#[test]
+fn opus_encoder_frame_sizes() {
+    let mut enc = AudioEncoder::new(&PayloadFormat::opus(96)).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(enc.encode(&[0; 160], &mut out), Ok(480));
+    assert_eq!(enc.encode(&[0; 960], &mut out), Ok(2880));
+    let before = out.len();
+    assert_eq!(
+        enc.encode(&[0; 321], &mut out),
+        Err(CodecError::BadFrameSize { samples: 321 })
+    );
+    assert_eq!(out.len(), before);
+}
+
+#[test]
+fn conceal_appends_exactly_what_is_asked() {
+    for format in [
+        PayloadFormat::pcmu(),
+        PayloadFormat::pcma(),
+        PayloadFormat::opus(111),
+    ] {
+        let mut dec = AudioDecoder::new(&format).unwrap();
+        let mut out = Vec::new();
+        for n in [320, 0, 1, 7, 960, 333] {
+            out.clear();
+            assert_eq!(dec.conceal(n, &mut out), n);
+            assert_eq!(out.len(), n, "{:?} conceal {n}", format.codec);
+        }
+    }
+}
+
+#[test]
+fn g711_conceal_is_silence_after_the_filter_tail() {
+    let mut dec = AudioDecoder::new(&PayloadFormat::pcmu()).unwrap();
+    let mut out = Vec::new();
+    dec.decode(&[0x80; 160], &mut out).unwrap();
+    out.clear();
+    dec.conceal(320, &mut out);
+    assert!(
+        out[64..].iter().all(|&s| s == 0),
+        "silence once the FIR has flushed"
+    );
+}
+
+#[test]
+fn opus_plc_continues_the_signal() {
+    let input = tone_frames(500.0, 20);
+    let format = PayloadFormat::opus(111);
+    let mut enc = AudioEncoder::new(&format).unwrap();
+    let mut dec = AudioDecoder::new(&format).unwrap();
+    let mut payload = Vec::new();
+    let mut pcm = Vec::new();
+    for frame in input.chunks(320) {
+        payload.clear();
+        enc.encode(frame, &mut payload).unwrap();
+        dec.decode(&payload, &mut pcm).unwrap();
+    }
+    let mut concealed = Vec::new();
+    dec.conceal(320, &mut concealed);
+    assert!(
+        rms(&concealed) > 1000.0,
+        "PLC extrapolates, rms {}",
+        rms(&concealed)
+    );
+}
+
+#[test]
+fn opus_fec_recovers_a_lost_frame() {
+    let input = tone_frames(700.0, 30);
+    let format = PayloadFormat::opus(111);
+    let mut enc = AudioEncoder::new(&format).unwrap();
+    let mut payloads = Vec::new();
+    for frame in input.chunks(320) {
+        let mut p = Vec::new();
+        enc.encode(frame, &mut p).unwrap();
+        payloads.push(p);
+    }
+    let mut dec = AudioDecoder::new(&format).unwrap();
+    let mut pcm = Vec::new();
+    for p in &payloads[..20] {
+        dec.decode(p, &mut pcm).unwrap();
+    }
+    // Frame 20 is lost; frame 21 carries its FEC copy.
+    let mut recovered = Vec::new();
+    assert_eq!(dec.recover(&payloads[21], 320, &mut recovered), 320);
+    assert_eq!(recovered.len(), 320);
+    let level = tone_amplitude(&recovered, 700.0, 16000.0);
+    assert!(db(level / 8000.0) > -6.0, "recovered level {level}");
+    assert_eq!(dec.decode(&payloads[21], &mut pcm), Ok(320));
+    // An invalid size falls back to concealment with the exact count.
+    let mut out = Vec::new();
+    assert_eq!(dec.recover(&payloads[22], 333, &mut out), 333);
+    assert_eq!(out.len(), 333);
+}
+
+#[test]
+fn timestamp_conversions() {
+    let g = AudioDecoder::new(&PayloadFormat::pcma()).unwrap();
+    let o = AudioDecoder::new(&PayloadFormat::opus(111)).unwrap();
+    assert_eq!(g.rtp_ts_to_16k(160), 320);
+    assert_eq!(o.rtp_ts_to_16k(960), 320);
+    assert_eq!(g.samples_16k_to_rtp_ts(320), 160);
+    assert_eq!(o.samples_16k_to_rtp_ts(320), 960);
+    assert!((g.samples_per_rtp_tick() - 2.0).abs() < 1e-12);
+    assert!((o.samples_per_rtp_tick() - 1.0 / 3.0).abs() < 1e-12);
+    // A wrapped difference still converts.
+    let delta = 10u32.wrapping_sub(u32::MAX - 149);
+    assert_eq!(g.rtp_ts_to_16k(delta), 320);
+}
+
+#[test]
+fn rejects_wrong_clock_rate() {
+    let bad = PayloadFormat {
+        pt: 0,
+        codec: Codec::Pcmu,
+        clock_rate: 16000,
+    };
+    assert_eq!(
+        AudioDecoder::new(&bad).err(),
+        Some(CodecError::UnsupportedFormat {
+            codec: Codec::Pcmu,
+            clock_rate: 16000
+        })
+    );
+    assert!(AudioEncoder::new(&bad).is_err());
+}
+
+#[test]
+fn output_buffer_is_reused() {
+    for format in [PayloadFormat::pcmu(), PayloadFormat::opus(111)] {
+        let mut enc = AudioEncoder::new(&format).unwrap();
+        let mut dec = AudioDecoder::new(&format).unwrap();
+        let mut payload = Vec::with_capacity(1500);
+        let mut pcm = Vec::with_capacity(640);
+        let (pp, pc) = (payload.as_ptr(), pcm.as_ptr());
+        for frame in tone_frames(300.0, 10).chunks(320) {
+            payload.clear();
+            pcm.clear();
+            enc.encode(frame, &mut payload).unwrap();
+            dec.decode(&payload, &mut pcm).unwrap();
+        }
+        assert_eq!(payload.as_ptr(), pp, "payload buffer not reallocated");
+        assert_eq!(pcm.as_ptr(), pc, "pcm buffer not reallocated");
+    }
+}

@@ -63,7 +63,7 @@ impl PortPool {
 
     /// Returns a port; `false` if it was not allocated from this pool.
     pub fn release(&mut self, port: u16) -> bool {
-        if port < self.base || (port - self.base) % 2 != 0 {
+        if port < self.base || !(port - self.base).is_multiple_of(2) {
             return false;
         }
         let i = usize::from((port - self.base) / 2);

@@ -1,4 +1,200 @@
-//! The `callmux` binary.
-fn main() -> anyhow::Result<()> {
-    Ok(())
+//! The `callmux` binary: `serve` runs the media server, `call` is a small SIP user agent
+//! for demos and tests, `inspect` describes a recording.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod call;
+mod config;
+mod inspect;
+mod media_leg;
+mod serve;
+mod sip_task;
+mod uac;
+
+/// Command line of the `callmux` binary (the CLI contract in DESIGN.md).
+#[derive(Debug, Parser)]
+#[command(
+    name = "callmux",
+    version,
+    about = "SIP/RTP media server with per-leg real-time recording"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `callmux_server=debug`.
+    #[arg(long, global = true, env = "CALLMUX_LOG", default_value = "info")]
+    log: String,
+    /// Log line format.
+    #[arg(long, global = true, env = "CALLMUX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the SIP/RTP server.
+    Serve(ServeArgs),
+    /// Place a call (a small SIP UAC that streams a tone or a WAV file).
+    Call(uac::CallArgs),
+    /// Describe a recording: format, channels, levels, dominant frequencies.
+    Inspect(inspect::InspectArgs),
+    /// Configuration helpers.
+    Config(ConfigArgs),
+}
+
+/// `callmux serve` flags; each also reads a `CALLMUX_*` environment variable.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "CALLMUX_CONFIG")]
+    config: Option<PathBuf>,
+    /// SIP UDP and TCP address [default: 127.0.0.1:5060].
+    #[arg(long, env = "CALLMUX_SIP")]
+    sip: Option<String>,
+    /// HTTP API address [default: 127.0.0.1:8080].
+    #[arg(long, env = "CALLMUX_HTTP")]
+    http: Option<String>,
+    /// RTP port range LO-HI [default: 20000-29999].
+    #[arg(long, env = "CALLMUX_RTP_PORTS")]
+    rtp_ports: Option<String>,
+    /// Address advertised in SDP [default: the SIP address].
+    #[arg(long, env = "CALLMUX_MEDIA_IP")]
+    media_ip: Option<String>,
+    /// Static NCCO file run for every call [default: record split, async].
+    #[arg(long, env = "CALLMUX_NCCO", conflicts_with = "answer_url")]
+    ncco: Option<PathBuf>,
+    /// Application answer URL.
+    #[arg(long, env = "CALLMUX_ANSWER_URL")]
+    answer_url: Option<String>,
+    /// Application event URL.
+    #[arg(long, env = "CALLMUX_EVENT_URL")]
+    event_url: Option<String>,
+    /// Recordings root directory [default: ./recordings].
+    #[arg(long, env = "CALLMUX_RECORDINGS")]
+    recordings: Option<PathBuf>,
+    /// Local state directory [default: ./data].
+    #[arg(long, env = "CALLMUX_DATA")]
+    data: Option<PathBuf>,
+    /// Concurrent calls before new INVITEs get 503 [default: 2000].
+    #[arg(long, env = "CALLMUX_MAX_CALLS")]
+    max_calls: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Print the default configuration file, with every key.
+    #[arg(long)]
+    print_default: bool,
+    /// Validate a configuration file and exit (0 if valid, 2 if not).
+    #[arg(long)]
+    check: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_format);
+    match cli.command {
+        Command::Serve(args) => {
+            let overrides = config::Overrides {
+                sip: args.sip,
+                http: args.http,
+                rtp_ports: args.rtp_ports,
+                media_ip: args.media_ip,
+                ncco: args.ncco,
+                answer_url: args.answer_url,
+                event_url: args.event_url,
+                recordings: args.recordings,
+                data: args.data,
+                max_calls: args.max_calls,
+            };
+            let cfg = match config::Config::load(args.config.as_deref(), &overrides) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("callmux: configuration error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            run_async(serve::run(cfg))
+        }
+        Command::Call(args) => run_async(uac::run(args)),
+        Command::Inspect(args) => match inspect::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("callmux inspect: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Config(args) => {
+            if args.print_default {
+                print!("{}", config::default_toml());
+                return ExitCode::SUCCESS;
+            }
+            if let Some(path) = args.check {
+                return match config::Config::load(Some(&path), &config::Overrides::default()) {
+                    Ok(_) => {
+                        println!("{}: ok", path.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("callmux: configuration error: {e}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
+            eprintln!("callmux config: give --print-default or --check FILE");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a future on a multi-threaded tokio runtime and maps its error to exit code 1
+/// (or 2 for a configuration error found at start-up).
+fn run_async<F>(fut: F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("callmux: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(ce) = e.downcast_ref::<config::ConfigError>() {
+                eprintln!("callmux: configuration error: {ce}");
+                return ExitCode::from(2);
+            }
+            eprintln!("callmux: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }

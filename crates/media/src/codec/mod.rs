@@ -227,7 +227,7 @@ impl AudioEncoder {
     pub fn encode(&mut self, pcm16k: &[i16], out: &mut Vec<u8>) -> Result<u32, CodecError> {
         match &mut self.kind {
             EncoderKind::G711 { alaw, down } => {
-                if pcm16k.len() % 2 != 0 {
+                if !pcm16k.len().is_multiple_of(2) {
                     return Err(CodecError::BadFrameSize {
                         samples: pcm16k.len(),
                     });

@@ -92,7 +92,7 @@ impl OpusDecoder {
         samples: usize,
         out: &mut Vec<i16>,
     ) -> usize {
-        let valid = samples > 0 && samples % STEP_16K == 0 && samples <= MAX_FRAME_16K;
+        let valid = samples > 0 && samples.is_multiple_of(STEP_16K) && samples <= MAX_FRAME_16K;
         if valid && !next_payload.is_empty() {
             if let Ok(n) =
                 self.decoder

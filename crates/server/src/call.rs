@@ -1,0 +1,785 @@
+//! One inbound call, as a task: answer the INVITE (SDP offer/answer, RTP port), run the
+//! NCCO with `ncco::CallRunner`, feed the caller's audio to the recordings the NCCO started,
+//! and end cleanly on BYE, on the NCCO's hang-up or on a SIP/media timeout, finalizing every
+//! recording before the task exits.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use callmux_media::tone::beep;
+use callmux_media::{parse_dtmf_info, CodecPreferences, PortPool, SdpOrigin, SessionDescription};
+use callmux_ncco::{ActionId, CallRunner, Command, Ncco, Record, RecordStopReason, RunnerInput};
+use callmux_record::{
+    ChannelLayout, LegInfo, LegKey, RecordFormat, Recording, RecordingParams, RecordingSummary,
+    SilenceDetector, TimelineConfig,
+};
+use callmux_sip::{Dialog, Method, Peer, Request, Response, ServerTxKey};
+use tokio::sync::mpsc;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::config::Config;
+use crate::media_leg::{bind_rtp, MediaLeg, Received, FRAME_16K};
+use crate::sip_task::{CallInput, SipCommand, SipHandle};
+
+/// What every call task shares: configuration, the NCCO, the RTP port pool, counters.
+pub(crate) struct ServerContext {
+    pub(crate) config: Config,
+    pub(crate) ncco: Ncco,
+    pub(crate) ports: Arc<Mutex<PortPool>>,
+    pub(crate) active_calls: AtomicUsize,
+    pub(crate) sip: OnceLock<SipHandle>,
+    seeds: AtomicU64,
+}
+
+impl ServerContext {
+    /// A context for `config` running `ncco` on every call.
+    pub(crate) fn new(config: Config, ncco: Ncco) -> Self {
+        let ports = PortPool::new(config.rtp_ports.0, config.rtp_ports.1);
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Self {
+            config,
+            ncco,
+            ports: Arc::new(Mutex::new(ports)),
+            active_calls: AtomicUsize::new(0),
+            sip: OnceLock::new(),
+            seeds: AtomicU64::new(seed),
+        }
+    }
+
+    /// A fresh seed for per-call randomness (SSRC, tags).
+    pub(crate) fn next_seed(&self) -> u64 {
+        self.seeds
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .rotate_left(17)
+    }
+}
+
+/// Drops the call from the counters and the SIP routing table however the task ends.
+struct CallGuard {
+    ctx: Arc<ServerContext>,
+    call_id: String,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.ctx.active_calls.fetch_sub(1, Ordering::Relaxed);
+        if let Some(sip) = self.ctx.sip.get() {
+            sip.send(SipCommand::Unregister {
+                call_id: std::mem::take(&mut self.call_id),
+            });
+        }
+    }
+}
+
+/// Runs one inbound call to its end. The caller has already counted it in `active_calls`.
+pub(crate) async fn run_inbound(
+    ctx: Arc<ServerContext>,
+    key: ServerTxKey,
+    invite: Request,
+    peer: Peer,
+    inputs: mpsc::UnboundedReceiver<CallInput>,
+) {
+    let call_id = invite.call_id().unwrap_or_default().to_string();
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let span = info_span!("call", %uuid, %call_id);
+    let guard = CallGuard {
+        ctx: Arc::clone(&ctx),
+        call_id,
+    };
+    async move {
+        let Some(sip) = ctx.sip.get().cloned() else {
+            return;
+        };
+        match answer(&ctx, &sip, key, &invite, peer, &uuid) {
+            Ok(call) => call.run(inputs).await,
+            Err(rejection) => info!(status = rejection, "call rejected"),
+        }
+        drop(guard);
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Sends a final error response and returns the status for the log.
+fn reject(
+    sip: &SipHandle,
+    key: ServerTxKey,
+    invite: &Request,
+    status: u16,
+    reason: &str,
+    warning: &str,
+) -> u16 {
+    let mut r = invite.make_response(status, reason);
+    if !warning.is_empty() {
+        r.headers.push(
+            "Warning",
+            format!("399 callmux \"{}\"", warning.replace('"', "'")),
+        );
+    }
+    if status == 503 {
+        r.headers.push("Retry-After", "5");
+    }
+    sip.send(SipCommand::Respond { key, response: r });
+    status
+}
+
+/// Negotiates media, binds the RTP port and answers 200 OK. Errors are the SIP status sent.
+fn answer(
+    ctx: &Arc<ServerContext>,
+    sip: &SipHandle,
+    key: ServerTxKey,
+    invite: &Request,
+    peer: Peer,
+    uuid: &str,
+) -> Result<InboundCall, u16> {
+    let is_sdp = invite
+        .content_type()
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/sdp"));
+    if invite.body.is_empty() || !is_sdp {
+        return Err(reject(
+            sip,
+            key,
+            invite,
+            488,
+            "Not Acceptable Here",
+            "an SDP offer is required in the INVITE (late offer is not supported)",
+        ));
+    }
+    let offer = SessionDescription::parse(&invite.body).map_err(|e| {
+        reject(
+            sip,
+            key.clone(),
+            invite,
+            488,
+            "Not Acceptable Here",
+            &format!("bad SDP: {e}"),
+        )
+    })?;
+    let (socket, lease) = bind_rtp(&ctx.ports, ctx.config.media_ip).map_err(|e| {
+        reject(
+            sip,
+            key.clone(),
+            invite,
+            503,
+            "Service Unavailable",
+            &e.to_string(),
+        )
+    })?;
+    let local_rtp = socket.local_addr().map_err(|e| {
+        reject(
+            sip,
+            key.clone(),
+            invite,
+            500,
+            "Server Internal Error",
+            &e.to_string(),
+        )
+    })?;
+    let mut origin = SdpOrigin::new(ctx.next_seed());
+    let (negotiated, answer_sdp) =
+        callmux_media::answer(&offer, &CodecPreferences::default(), local_rtp, &mut origin)
+            .map_err(|e| {
+                reject(
+                    sip,
+                    key.clone(),
+                    invite,
+                    488,
+                    "Not Acceptable Here",
+                    &e.to_string(),
+                )
+            })?;
+    let seed = ctx.next_seed();
+    let leg =
+        MediaLeg::new(socket, lease, negotiated, ctx.config.reorder_delay, seed).map_err(|e| {
+            reject(
+                sip,
+                key.clone(),
+                invite,
+                488,
+                "Not Acceptable Here",
+                &e.to_string(),
+            )
+        })?;
+
+    let local_tag = format!("{:016x}", ctx.next_seed());
+    let contact_uri: callmux_sip::Uri = format!(
+        "sip:callmux@{}",
+        crate::serve::host_port(ctx.config.media_ip, sip.local.port())
+    )
+    .parse()
+    .map_err(|_| 500u16)?;
+    let contact = format!("<{contact_uri}>");
+    let dialog = Dialog::uas(invite, &local_tag, &contact_uri)
+        .map_err(|e| reject(sip, key.clone(), invite, 400, "Bad Request", &e.to_string()))?;
+    let mut ok = invite.make_response(200, "OK").with_to_tag(&local_tag);
+    ok.headers.push("Contact", &contact);
+    ok.headers
+        .push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO");
+    ok.set_body("application/sdp", answer_sdp.into_bytes());
+    sip.send(SipCommand::Respond { key, response: ok });
+
+    let from = invite
+        .from()
+        .map(|f| f.uri.user.clone().unwrap_or_else(|| f.uri.to_string()))
+        .unwrap_or_default();
+    let to = invite
+        .to()
+        .map(|t| t.uri.user.clone().unwrap_or_else(|| t.uri.to_string()))
+        .unwrap_or_default();
+    info!(%from, to = %to, codec = ?leg.negotiated.audio.codec, rtp = %leg.local, remote_rtp = %leg.negotiated.remote, "call answered");
+    Ok(InboundCall {
+        ctx: Arc::clone(ctx),
+        sip: sip.clone(),
+        uuid: uuid.to_string(),
+        conversation_uuid: uuid::Uuid::new_v4().to_string(),
+        from,
+        to,
+        dialog,
+        peer,
+        leg,
+        origin,
+        acked: false,
+        bye_pending: false,
+        hangup_requested: false,
+        ended: false,
+        recordings: BTreeMap::new(),
+        playout: VecDeque::new(),
+        next_play: None,
+        after_playout: Vec::new(),
+        bye_key: None,
+        started: Instant::now(),
+    })
+}
+
+/// A recording started by a `record` action.
+struct ActiveRecording {
+    rec: Recording,
+    /// `endOnSilence`: the detector, its length, when audio was last fed (no packets at all
+    /// counts as silence too), and whether the runner was told.
+    silence: Option<SilenceWatch>,
+}
+
+/// Watches the caller's audio for `endOnSilence`.
+struct SilenceWatch {
+    detector: SilenceDetector,
+    min: Duration,
+    last_audio: Instant,
+    reported: bool,
+}
+
+impl SilenceWatch {
+    /// Level at or below which the caller counts as silent.
+    const THRESHOLD_DBFS: f32 = -45.0;
+
+    fn new(min: Duration, now: Instant) -> Self {
+        Self {
+            detector: SilenceDetector::new(Self::THRESHOLD_DBFS, min),
+            min,
+            last_audio: now,
+            reported: false,
+        }
+    }
+
+    /// Feeds a frame; true when the silence is complete (once).
+    fn feed(&mut self, at: Instant, pcm: &[i16]) -> bool {
+        self.last_audio = at;
+        let fired = self.detector.feed(at, pcm);
+        self.fire(fired)
+    }
+
+    /// True once when no audio at all has arrived for `min`.
+    fn check_idle(&mut self, now: Instant) -> bool {
+        let idle = now.saturating_duration_since(self.last_audio) >= self.min;
+        self.fire(idle)
+    }
+
+    fn fire(&mut self, cond: bool) -> bool {
+        if cond && !self.reported {
+            self.reported = true;
+            return true;
+        }
+        false
+    }
+}
+
+/// State of an answered inbound call.
+struct InboundCall {
+    ctx: Arc<ServerContext>,
+    sip: SipHandle,
+    uuid: String,
+    conversation_uuid: String,
+    from: String,
+    to: String,
+    dialog: Dialog,
+    peer: Peer,
+    leg: MediaLeg,
+    origin: SdpOrigin,
+    acked: bool,
+    /// We sent BYE and wait for its response.
+    bye_pending: bool,
+    /// The NCCO wants to hang up (sent as soon as the ACK has arrived).
+    hangup_requested: bool,
+    /// The dialog is over (BYE either way, CANCEL, timeout).
+    ended: bool,
+    recordings: BTreeMap<u32, ActiveRecording>,
+    /// Audio queued for the caller, 20 ms frames at 16 kHz, sent on a 20 ms clock.
+    playout: VecDeque<[i16; FRAME_16K]>,
+    next_play: Option<Instant>,
+    /// Recordings that start when the playout queue is empty (after `beepStart`'s beep).
+    after_playout: Vec<(ActionId, Record)>,
+    /// The client transaction of our BYE.
+    bye_key: Option<callmux_sip::ClientTxKey>,
+    started: Instant,
+}
+
+const CALLER: LegKey = LegKey(0);
+
+impl InboundCall {
+    async fn run(mut self, mut inputs: mpsc::UnboundedReceiver<CallInput>) {
+        let mut runner = CallRunner::new(self.ctx.ncco.clone(), Instant::now());
+        let mut buf = vec![0u8; 2048];
+        let mut bye_deadline: Option<Instant> = None;
+        loop {
+            self.run_commands(&mut runner).await;
+            if self.hangup_requested && self.acked && !self.bye_pending && !self.ended {
+                self.send_bye().await;
+                bye_deadline = Some(Instant::now() + Duration::from_secs(32));
+            }
+            if self.ended && self.recordings.is_empty() {
+                break;
+            }
+            if bye_deadline.is_some_and(|d| Instant::now() >= d) {
+                warn!("no answer to our BYE; ending the call");
+                self.ended = true;
+                runner.handle_input(RunnerInput::CallEnded, Instant::now());
+                continue;
+            }
+            let deadline = [
+                runner.poll_timeout(),
+                self.leg.next_deadline(),
+                self.recordings
+                    .values()
+                    .filter_map(|r| r.rec.next_deadline())
+                    .min(),
+                bye_deadline,
+                self.next_play,
+                self.media_timeout_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            tokio::select! {
+                r = self.leg.socket.recv_from(&mut buf) => {
+                    let now = Instant::now();
+                    if let Ok((n, src)) = r {
+                        match self.leg.on_datagram(buf.get(..n).unwrap_or_default(), src, now) {
+                            Received::Audio => self.feed_recordings(now, &mut runner),
+                            Received::Dtmf(digit) => {
+                                info!(%digit, "DTMF (RFC 4733)");
+                                runner.handle_input(RunnerInput::Dtmf { digit }, now);
+                            }
+                            Received::Nothing => {}
+                        }
+                    }
+                }
+                input = inputs.recv() => {
+                    let now = Instant::now();
+                    match input {
+                        Some(input) => self.on_sip(input, &mut runner, now),
+                        None => {
+                            self.ended = true;
+                            runner.handle_input(RunnerInput::CallEnded, now);
+                        }
+                    }
+                }
+                () = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    self.play_due(now, &mut runner).await;
+                    runner.handle_timeout(now);
+                    self.feed_recordings(now, &mut runner);
+                    if self.media_timeout_deadline().is_some_and(|d| now >= d) {
+                        info!("no RTP from the caller for the media timeout; hanging up");
+                        self.hangup_requested = true;
+                        runner.handle_input(RunnerInput::CallEnded, now);
+                    }
+                }
+            }
+        }
+        info!(
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            packets = self.leg.stats.packets,
+            foreign = self.leg.stats.foreign_source,
+            malformed = self.leg.stats.malformed,
+            "call ended"
+        );
+    }
+
+    fn media_timeout_deadline(&self) -> Option<Instant> {
+        let timeout = self.ctx.config.media_timeout?;
+        if self.ended {
+            return None;
+        }
+        Some(self.leg.last_rx.unwrap_or(self.started) + timeout)
+    }
+
+    /// Moves released caller audio into every active recording, then lets them write.
+    fn feed_recordings(&mut self, now: Instant, runner: &mut CallRunner) {
+        let recordings = &mut self.recordings;
+        let mut silent = Vec::new();
+        self.leg.drain(now, |ssrc, ts, clock, arrival, pcm| {
+            for (id, r) in recordings.iter_mut() {
+                r.rec.push_received(CALLER, ssrc, ts, clock, arrival, pcm);
+                if r.silence.as_mut().is_some_and(|w| w.feed(arrival, pcm)) {
+                    silent.push(*id);
+                }
+            }
+        });
+        for (id, r) in recordings.iter_mut() {
+            if r.silence.as_mut().is_some_and(|w| w.check_idle(now)) {
+                silent.push(*id);
+            }
+        }
+        for id in silent {
+            info!(action = id, "caller silent: endOnSilence reached");
+            runner.handle_input(RunnerInput::SilenceDetected { id: ActionId(id) }, now);
+        }
+        let mut failed = Vec::new();
+        for (id, r) in &mut self.recordings {
+            if let Err(e) = r.rec.poll(now) {
+                failed.push((*id, e.to_string()));
+            }
+        }
+        for (id, reason) in failed {
+            if let Some(r) = self.recordings.remove(&id) {
+                let summary = r.rec.fail(&reason, SystemTime::now());
+                log_record_failed(&summary, &reason);
+                runner.handle_input(
+                    RunnerInput::RecordingFailed {
+                        id: ActionId(id),
+                        reason,
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    fn on_sip(&mut self, input: CallInput, runner: &mut CallRunner, now: Instant) {
+        match input {
+            CallInput::Ack => self.acked = true,
+            CallInput::AckTimeout => {
+                warn!("our 200 OK was never acknowledged; ending the call");
+                self.acked = true;
+                self.hangup_requested = true;
+                runner.handle_input(RunnerInput::CallEnded, now);
+            }
+            CallInput::Cancelled => {
+                self.ended = true;
+                runner.handle_input(RunnerInput::CallEnded, now);
+            }
+            CallInput::Shutdown => {
+                self.hangup_requested = true;
+                runner.handle_input(RunnerInput::CallEnded, now);
+            }
+            CallInput::Request { key, request } => {
+                self.on_request(key, &request, runner, now);
+            }
+            CallInput::Response { key, response } => {
+                if self.bye_key.as_ref() == Some(&key) && response.status >= 200 {
+                    self.ended = true;
+                }
+            }
+            CallInput::ClientTimeout { key } => {
+                if self.bye_key.as_ref() == Some(&key) {
+                    self.ended = true;
+                }
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        key: ServerTxKey,
+        request: &Request,
+        runner: &mut CallRunner,
+        now: Instant,
+    ) {
+        if let Err(e) = self.dialog.check_incoming(request) {
+            let (status, reason) = e.status();
+            self.respond(key, request.make_response(status, reason));
+            return;
+        }
+        match request.method {
+            Method::Bye => {
+                self.respond(key, request.make_response(200, "OK"));
+                self.ended = true;
+                self.acked = true;
+                runner.handle_input(RunnerInput::CallEnded, now);
+            }
+            Method::Info => {
+                let ct = request.content_type().unwrap_or_default();
+                if let Some(digit) = parse_dtmf_info(ct, &request.body) {
+                    info!(%digit, "DTMF (SIP INFO)");
+                    runner.handle_input(RunnerInput::Dtmf { digit }, now);
+                }
+                self.respond(key, request.make_response(200, "OK"));
+            }
+            Method::Invite => self.on_reinvite(key, request),
+            _ => {
+                let mut r = request.make_response(405, "Method Not Allowed");
+                r.headers
+                    .push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO");
+                self.respond(key, r);
+            }
+        }
+    }
+
+    /// A re-INVITE (session refresh, hold, new address): answered on the same port.
+    fn on_reinvite(&mut self, key: ServerTxKey, request: &Request) {
+        if request.body.is_empty() {
+            self.respond(key, request.make_response(488, "Not Acceptable Here"));
+            return;
+        }
+        let result = SessionDescription::parse(&request.body)
+            .map_err(|e| e.to_string())
+            .and_then(|offer| {
+                callmux_media::answer(
+                    &offer,
+                    &CodecPreferences::default(),
+                    self.leg.local,
+                    &mut self.origin,
+                )
+                .map_err(|e| e.to_string())
+            });
+        match result {
+            Ok((negotiated, sdp)) if negotiated.audio == self.leg.negotiated.audio => {
+                self.leg.negotiated.direction = negotiated.direction;
+                let mut ok = request.make_response(200, "OK");
+                ok.headers.push("Contact", self.dialog.local_contact());
+                ok.set_body("application/sdp", sdp.into_bytes());
+                self.respond(key, ok);
+            }
+            Ok(_) => {
+                let mut r = request.make_response(488, "Not Acceptable Here");
+                r.headers.push(
+                    "Warning",
+                    "399 callmux \"changing the codec mid-call is not supported\"",
+                );
+                self.respond(key, r);
+            }
+            Err(e) => {
+                let mut r = request.make_response(488, "Not Acceptable Here");
+                r.headers.push(
+                    "Warning",
+                    format!("399 callmux \"{}\"", e.replace('"', "'")),
+                );
+                self.respond(key, r);
+            }
+        }
+    }
+
+    fn respond(&self, key: ServerTxKey, response: Response) {
+        self.sip.send(SipCommand::Respond { key, response });
+    }
+
+    async fn send_bye(&mut self) {
+        let bye = self.dialog.create_request(Method::Bye);
+        let peer = self.peer.clone();
+        self.bye_pending = true;
+        match self.sip.send_request(bye, peer).await {
+            Ok(key) => self.bye_key = Some(key),
+            Err(e) => {
+                warn!(error = %e, "cannot send BYE");
+                self.ended = true;
+            }
+        }
+    }
+
+    /// Performs what the runner asks, until it has nothing more for now.
+    async fn run_commands(&mut self, runner: &mut CallRunner) {
+        while let Some(cmd) = runner.poll_command() {
+            let now = Instant::now();
+            match cmd {
+                Command::StartRecording { id, record } if record.beep_start => {
+                    // The beep goes out first; the recording starts when it has been sent.
+                    self.playout.extend(beep());
+                    self.next_play.get_or_insert(now);
+                    self.after_playout.push((id, record));
+                }
+                Command::StartRecording { id, record } => {
+                    self.begin_recording(id, &record, now, runner);
+                }
+                Command::StopRecording { id, reason } => {
+                    self.stop_recording(id, &reason, now);
+                    runner.handle_input(RunnerInput::RecordingFinished { id }, Instant::now());
+                }
+                Command::Hangup { .. } => {
+                    self.hangup_requested = true;
+                    // Recordings end with the call.
+                    runner.handle_input(RunnerInput::CallEnded, now);
+                }
+                other => {
+                    // Capabilities keep every other action out of the NCCO at load time;
+                    // reaching here is a bug, so end the call rather than pretend.
+                    warn!(command = ?other, "NCCO command not supported by this server; hanging up");
+                    self.hangup_requested = true;
+                    runner.handle_input(RunnerInput::CallEnded, now);
+                }
+            }
+        }
+    }
+
+    /// Sends the queued frames that are due, records them as heard by the caller, and starts
+    /// the recordings that waited for the playout to finish.
+    async fn play_due(&mut self, now: Instant, runner: &mut CallRunner) {
+        while let Some(due) = self.next_play.filter(|&t| t <= now) {
+            let Some(frame) = self.playout.pop_front() else {
+                self.next_play = None;
+                break;
+            };
+            if let Err(e) = self.leg.send_frame(&frame).await {
+                warn!(error = %e, "cannot send audio to the caller");
+            }
+            for r in self.recordings.values_mut() {
+                r.rec.push_played(CALLER, now, &frame);
+            }
+            self.next_play = Some(due + Duration::from_millis(20));
+        }
+        if self.playout.is_empty() {
+            self.next_play = None;
+            for (id, record) in std::mem::take(&mut self.after_playout) {
+                self.begin_recording(id, &record, now, runner);
+            }
+        }
+    }
+
+    fn begin_recording(
+        &mut self,
+        id: ActionId,
+        record: &Record,
+        now: Instant,
+        runner: &mut CallRunner,
+    ) {
+        match self.start_recording(record, now) {
+            Ok(rec) => {
+                info!(recording_uuid = rec.recording_uuid(), path = %rec.path().display(), "recording started");
+                let silence = record
+                    .end_on_silence
+                    .map(|s| SilenceWatch::new(Duration::from_secs(u64::from(s)), now));
+                self.recordings
+                    .insert(id.0, ActiveRecording { rec, silence });
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot start recording");
+                runner.handle_input(
+                    RunnerInput::RecordingFailed {
+                        id,
+                        reason: e.to_string(),
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    fn start_recording(&mut self, record: &Record, now: Instant) -> anyhow::Result<Recording> {
+        let layout = match (record.channels, record.split.is_some()) {
+            (Some(n), _) => ChannelLayout::Multi(n),
+            (None, true) => ChannelLayout::Split,
+            (None, false) => ChannelLayout::Mono,
+        };
+        let format = match record.format.as_str() {
+            "mp3" => RecordFormat::Mp3,
+            "ogg" => RecordFormat::Ogg,
+            _ => RecordFormat::Wav,
+        };
+        let params = RecordingParams {
+            root: self.ctx.config.recordings_dir.clone(),
+            recording_uuid: uuid::Uuid::new_v4().to_string(),
+            call_uuid: self.uuid.clone(),
+            conversation_uuid: self.conversation_uuid.clone(),
+            layout,
+            format,
+            wall_start: SystemTime::now(),
+            timeline: TimelineConfig {
+                reorder_delay: self.ctx.config.reorder_delay,
+                ..TimelineConfig::default()
+            },
+            checkpoint_interval: self.ctx.config.checkpoint_interval,
+        };
+        let mut rec = Recording::create(params, now)?;
+        rec.add_leg(
+            CALLER,
+            LegInfo {
+                uuid: self.uuid.clone(),
+                from: self.from.clone(),
+                to: self.to.clone(),
+            },
+            now,
+        )?;
+        Ok(rec)
+    }
+
+    fn stop_recording(&mut self, id: ActionId, reason: &RecordStopReason, now: Instant) {
+        if !self.recordings.contains_key(&id.0) {
+            // Stopped before its beep finished: it never started.
+            self.after_playout.retain(|(pending, _)| *pending != id);
+            return;
+        }
+        // Release what the reorder buffer still holds, into every recording, before
+        // closing this one.
+        let recordings = &mut self.recordings;
+        self.leg.drain(
+            now + Duration::from_secs(3600),
+            |ssrc, ts, clock, arrival, pcm| {
+                for r in recordings.values_mut() {
+                    r.rec.push_received(CALLER, ssrc, ts, clock, arrival, pcm);
+                }
+            },
+        );
+        let Some(r) = self.recordings.remove(&id.0) else {
+            return;
+        };
+        match r.rec.finish(now, SystemTime::now()) {
+            Ok(summary) => log_record_event(&summary, reason),
+            Err(e) => warn!(error = %e, "recording could not be finalized"),
+        }
+    }
+}
+
+fn log_record_event(s: &RecordingSummary, reason: &RecordStopReason) {
+    info!(
+        event = "record",
+        recording_uuid = %s.recording_uuid,
+        call_uuid = %s.call_uuid,
+        conversation_uuid = %s.conversation_uuid,
+        path = %s.path.display(),
+        size = s.size,
+        channels = s.channels,
+        duration_ms = s.duration.as_millis() as u64,
+        stop = ?reason,
+        "recording finished"
+    );
+}
+
+fn log_record_failed(s: &RecordingSummary, reason: &str) {
+    warn!(
+        event = "record_failed",
+        recording_uuid = %s.recording_uuid,
+        path = %s.path.display(),
+        size = s.size,
+        %reason,
+        "recording stopped by an error; what was written is kept"
+    );
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,530 @@
+//! Server configuration: one TOML file, overridden by flags and `CALLMUX_*` environment
+//! variables. Every mistake is reported with the file, the key and the reason, and makes
+//! `callmux serve` exit with code 2.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration mistake: which file, which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigError {
+    /// The config file, or `None` when the value came from a flag or the environment.
+    pub file: Option<PathBuf>,
+    /// Dotted key (`rtp.ports`) or flag name.
+    pub key: String,
+    /// What is wrong and what would be right.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "{}: key `{}`: {}", file.display(), self.key, self.reason),
+            None => write!(f, "`{}`: {}", self.key, self.reason),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The file format, section by section. Unknown keys are errors, so typos do not pass
+/// silently.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FileConfig {
+    /// SIP transports.
+    pub sip: SipSection,
+    /// RTP media.
+    pub rtp: RtpSection,
+    /// HTTP API.
+    pub http: HttpSection,
+    /// Where each call's NCCO comes from.
+    pub ncco: NccoSection,
+    /// Recording files.
+    pub recording: RecordingSection,
+    /// Local state (event queue).
+    pub data: DataSection,
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SipSection {
+    /// Address for SIP over UDP and TCP.
+    pub listen: String,
+    /// `User-Agent`/`Server` header value.
+    pub user_agent: String,
+    /// Concurrent calls accepted before new INVITEs get 503.
+    pub max_calls: u32,
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5060".into(),
+            user_agent: format!("callmux/{}", env!("CARGO_PKG_VERSION")),
+            max_calls: 2000,
+        }
+    }
+}
+
+/// `[rtp]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RtpSection {
+    /// Port range `LO-HI` for RTP (even ports) and RTCP (odd).
+    pub ports: String,
+    /// Address put in SDP `c=` lines; defaults to the SIP listen address.
+    pub media_ip: Option<String>,
+    /// Reorder buffer depth in milliseconds.
+    pub reorder_delay_ms: u64,
+    /// Hang up a call whose caller sent no RTP for this many seconds (0 = never).
+    pub media_timeout_s: u64,
+}
+
+impl Default for RtpSection {
+    fn default() -> Self {
+        Self {
+            ports: "20000-29999".into(),
+            media_ip: None,
+            reorder_delay_ms: 60,
+            media_timeout_s: 0,
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HttpSection {
+    /// Address of the HTTP API (`/healthz`).
+    pub listen: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// `[ncco]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct NccoSection {
+    /// A static NCCO file used for every call (instead of the built-in default).
+    pub file: Option<PathBuf>,
+    /// The application's answer URL (fetched per call).
+    pub answer_url: Option<String>,
+    /// The application's event URL.
+    pub event_url: Option<String>,
+}
+
+/// `[recording]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RecordingSection {
+    /// Root directory of recordings (`{dir}/YYYY/MM/DD/{uuid}.wav`).
+    pub dir: PathBuf,
+    /// How often the file is flushed and its header patched, in milliseconds (≤ 1000).
+    pub checkpoint_ms: u64,
+}
+
+impl Default for RecordingSection {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./recordings"),
+            checkpoint_ms: 500,
+        }
+    }
+}
+
+/// `[data]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DataSection {
+    /// Directory of local state (the embedded event queue).
+    pub dir: PathBuf,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// Overrides given on the command line or in the environment.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Overrides {
+    /// `--sip`
+    pub sip: Option<String>,
+    /// `--http`
+    pub http: Option<String>,
+    /// `--rtp-ports`
+    pub rtp_ports: Option<String>,
+    /// `--media-ip`
+    pub media_ip: Option<String>,
+    /// `--ncco`
+    pub ncco: Option<PathBuf>,
+    /// `--answer-url`
+    pub answer_url: Option<String>,
+    /// `--event-url`
+    pub event_url: Option<String>,
+    /// `--recordings`
+    pub recordings: Option<PathBuf>,
+    /// `--data`
+    pub data: Option<PathBuf>,
+    /// `--max-calls`
+    pub max_calls: Option<u32>,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// SIP UDP+TCP address.
+    pub sip_listen: SocketAddr,
+    /// `User-Agent`/`Server` value.
+    pub user_agent: String,
+    /// Concurrent call limit.
+    pub max_calls: u32,
+    /// HTTP API address.
+    pub http_listen: SocketAddr,
+    /// RTP port range, inclusive.
+    pub rtp_ports: (u16, u16),
+    /// Address advertised in SDP.
+    pub media_ip: IpAddr,
+    /// Reorder buffer depth.
+    pub reorder_delay: Duration,
+    /// Caller silence (no RTP) after which the call is hung up.
+    pub media_timeout: Option<Duration>,
+    /// Static NCCO file.
+    pub ncco_file: Option<PathBuf>,
+    /// Recording root.
+    pub recordings_dir: PathBuf,
+    /// Checkpoint interval.
+    pub checkpoint_interval: Duration,
+    /// Local state directory.
+    pub data_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads the optional file, applies overrides, validates.
+    pub(crate) fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let parsed = match file {
+            Some(path) => parse_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::resolve(parsed, file, overrides)
+    }
+
+    /// Applies overrides to a parsed file and validates every value.
+    pub(crate) fn resolve(
+        mut fc: FileConfig,
+        file: Option<&Path>,
+        ov: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        // A value from a flag is reported without the file name.
+        let from = |overridden: bool| {
+            if overridden {
+                None
+            } else {
+                file.map(Path::to_path_buf)
+            }
+        };
+        let err = |overridden: bool, key: &str, reason: String| ConfigError {
+            file: from(overridden),
+            key: key.to_string(),
+            reason,
+        };
+
+        if let Some(v) = &ov.sip {
+            fc.sip.listen = v.clone();
+        }
+        if let Some(v) = &ov.http {
+            fc.http.listen = v.clone();
+        }
+        if let Some(v) = &ov.rtp_ports {
+            fc.rtp.ports = v.clone();
+        }
+        if let Some(v) = &ov.media_ip {
+            fc.rtp.media_ip = Some(v.clone());
+        }
+        if let Some(v) = &ov.ncco {
+            fc.ncco.file = Some(v.clone());
+        }
+        if let Some(v) = &ov.answer_url {
+            fc.ncco.answer_url = Some(v.clone());
+        }
+        if let Some(v) = &ov.event_url {
+            fc.ncco.event_url = Some(v.clone());
+        }
+        if let Some(v) = &ov.recordings {
+            fc.recording.dir = v.clone();
+        }
+        if let Some(v) = &ov.data {
+            fc.data.dir = v.clone();
+        }
+        if let Some(v) = ov.max_calls {
+            fc.sip.max_calls = v;
+        }
+
+        let sip_listen = parse_socket_addr(&fc.sip.listen, 5060)
+            .map_err(|r| err(ov.sip.is_some(), "sip.listen", r))?;
+        let http_listen = parse_socket_addr(&fc.http.listen, 8080)
+            .map_err(|r| err(ov.http.is_some(), "http.listen", r))?;
+        let rtp_ports = parse_port_range(&fc.rtp.ports)
+            .map_err(|r| err(ov.rtp_ports.is_some(), "rtp.ports", r))?;
+        let media_ip = match &fc.rtp.media_ip {
+            Some(s) => s.parse::<IpAddr>().map_err(|_| {
+                err(
+                    ov.media_ip.is_some(),
+                    "rtp.media_ip",
+                    format!("expected an IP address, got {s:?}"),
+                )
+            })?,
+            None if sip_listen.ip().is_unspecified() => {
+                return Err(err(
+                    false,
+                    "rtp.media_ip",
+                    format!(
+                        "sip.listen is {sip_listen}, so the address to put in SDP is unknown; \
+                         set rtp.media_ip (or --media-ip) to this host's reachable address"
+                    ),
+                ))
+            }
+            None => sip_listen.ip(),
+        };
+        if fc.rtp.reorder_delay_ms > 1000 {
+            return Err(err(
+                false,
+                "rtp.reorder_delay_ms",
+                format!("must be 0..=1000, got {}", fc.rtp.reorder_delay_ms),
+            ));
+        }
+        if fc.recording.checkpoint_ms == 0 || fc.recording.checkpoint_ms > 1000 {
+            return Err(err(
+                false,
+                "recording.checkpoint_ms",
+                format!(
+                    "must be 1..=1000 (a recording is made playable at least once a second), got {}",
+                    fc.recording.checkpoint_ms
+                ),
+            ));
+        }
+        if fc.sip.max_calls == 0 {
+            return Err(err(
+                ov.max_calls.is_some(),
+                "sip.max_calls",
+                "must be at least 1".into(),
+            ));
+        }
+        for (key, url, overridden) in [
+            (
+                "ncco.answer_url",
+                &fc.ncco.answer_url,
+                ov.answer_url.is_some(),
+            ),
+            ("ncco.event_url", &fc.ncco.event_url, ov.event_url.is_some()),
+        ] {
+            if let Some(u) = url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(err(
+                        overridden,
+                        key,
+                        format!("must be an http:// or https:// URL, got {u:?}"),
+                    ));
+                }
+            }
+        }
+        if fc.ncco.file.is_some() && fc.ncco.answer_url.is_some() {
+            return Err(err(
+                ov.ncco.is_some() || ov.answer_url.is_some(),
+                "ncco.file",
+                "give either a static NCCO file or an answer URL, not both".into(),
+            ));
+        }
+        if fc.ncco.answer_url.is_some() {
+            return Err(err(
+                ov.answer_url.is_some(),
+                "ncco.answer_url",
+                "answer URLs are not implemented by this build yet; use ncco.file (--ncco) \
+                 or the built-in default"
+                    .into(),
+            ));
+        }
+        if fc.ncco.event_url.is_some() {
+            return Err(err(
+                ov.event_url.is_some(),
+                "ncco.event_url",
+                "event delivery is not implemented by this build yet".into(),
+            ));
+        }
+
+        Ok(Self {
+            sip_listen,
+            user_agent: fc.sip.user_agent,
+            max_calls: fc.sip.max_calls,
+            http_listen,
+            rtp_ports,
+            media_ip,
+            reorder_delay: Duration::from_millis(fc.rtp.reorder_delay_ms),
+            media_timeout: (fc.rtp.media_timeout_s > 0)
+                .then(|| Duration::from_secs(fc.rtp.media_timeout_s)),
+            ncco_file: fc.ncco.file,
+            recordings_dir: fc.recording.dir,
+            checkpoint_interval: Duration::from_millis(fc.recording.checkpoint_ms),
+            data_dir: fc.data.dir,
+        })
+    }
+}
+
+/// Reads and parses a TOML config file; syntax and unknown keys are reported with the key.
+pub(crate) fn parse_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: Some(path.to_path_buf()),
+        key: "-".into(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        // toml reports the span; find the key name from the message when it names one.
+        let msg = e.message().to_string();
+        let key = key_from_toml_error(&text, &e).unwrap_or_else(|| "-".into());
+        ConfigError {
+            file: Some(path.to_path_buf()),
+            key,
+            reason: msg,
+        }
+    })
+}
+
+/// The dotted key at the error's position: the table header above it plus the key on the
+/// line.
+fn key_from_toml_error(text: &str, e: &toml::de::Error) -> Option<String> {
+    let span = e.span()?;
+    let before = text.get(..span.start)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(line_start..)?.lines().next()?.trim();
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').to_string());
+    let key = line.split('=').next()?.trim();
+    let key = if key.starts_with('[') {
+        None
+    } else {
+        Some(key.to_string())
+    };
+    match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (Some(t), None) => Some(t),
+        (None, Some(k)) => Some(k),
+        (None, None) => None,
+    }
+}
+
+/// `host:port`, or a bare IP with the default port.
+fn parse_socket_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, default_port));
+    }
+    Err(format!(
+        "expected IP:PORT (e.g. 127.0.0.1:{default_port}), got {s:?}"
+    ))
+}
+
+/// `LO-HI` with at least two ports (one RTP/RTCP pair).
+pub(crate) fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("expected LO-HI with 1024 <= LO < HI <= 65535, got {s:?}");
+    let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+    let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+    if lo < 1024 || lo >= hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+/// The documented default configuration, as TOML (for `callmux config --print-default`).
+pub(crate) fn default_toml() -> String {
+    toml::to_string_pretty(&FileConfig::default()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str) -> Result<Config, ConfigError> {
+        let fc: FileConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: None,
+            key: "-".into(),
+            reason: e.to_string(),
+        })?;
+        Config::resolve(fc, Some(Path::new("c.toml")), &Overrides::default())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = resolve("").unwrap();
+        assert_eq!(c.sip_listen, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(c.rtp_ports, (20000, 29999));
+        assert_eq!(c.media_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (text, key) in [
+            ("[rtp]\nports = \"30000-20000\"", "rtp.ports"),
+            ("[rtp]\nports = \"abc\"", "rtp.ports"),
+            ("[sip]\nlisten = \"nowhere\"", "sip.listen"),
+            (
+                "[recording]\ncheckpoint_ms = 5000",
+                "recording.checkpoint_ms",
+            ),
+            ("[sip]\nlisten = \"0.0.0.0:5060\"", "rtp.media_ip"),
+        ] {
+            let e = resolve(text).unwrap_err();
+            assert_eq!(e.key, key, "{text}: {e}");
+            assert_eq!(e.file.as_deref(), Some(Path::new("c.toml")));
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[rtp]\nportz = \"1-2\"\n").unwrap();
+        let e = parse_file(&p).unwrap_err();
+        assert_eq!(e.key, "rtp.portz", "{e}");
+        assert!(e.reason.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let fc: FileConfig = toml::from_str("[sip]\nlisten = \"127.0.0.1:5070\"").unwrap();
+        let ov = Overrides {
+            sip: Some("127.0.0.9:5090".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(fc, None, &ov).unwrap();
+        assert_eq!(c.sip_listen, "127.0.0.9:5090".parse().unwrap());
+    }
+
+    #[test]
+    fn default_toml_round_trips() {
+        let text = default_toml();
+        let fc: FileConfig = toml::from_str(&text).unwrap();
+        assert!(Config::resolve(fc, None, &Overrides::default()).is_ok());
+    }
+}

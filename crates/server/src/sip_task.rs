@@ -1,0 +1,531 @@
+//! The SIP driver: one task owns the sans-IO `sip::Endpoint`, the UDP socket and the TCP
+//! connections. It feeds them bytes and time, sends what the endpoint wants sent, and routes
+//! events to the task of the call they belong to (by Call-ID). Calls talk back through
+//! [`SipCommand`]s.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use callmux_sip::{
+    ClientTxKey, ConnectionId, Endpoint, EndpointConfig, Event, Method, Peer, Request, Response,
+    ServerTxKey, StreamFramer, TransportKind,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// What the SIP task tells a call.
+#[derive(Debug)]
+pub(crate) enum CallInput {
+    /// A request inside the call's dialog (BYE, INFO, re-INVITE, …); the call must answer it.
+    Request { key: ServerTxKey, request: Request },
+    /// The ACK for our 2xx.
+    Ack,
+    /// The caller cancelled the INVITE; 487 was already sent.
+    Cancelled,
+    /// A response to a request the call sent.
+    Response {
+        key: ClientTxKey,
+        response: Response,
+    },
+    /// A request the call sent got no final response (Timer B/F).
+    ClientTimeout { key: ClientTxKey },
+    /// Our 2xx was never acknowledged.
+    AckTimeout,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// What a call asks of the SIP task.
+#[derive(Debug)]
+pub(crate) enum SipCommand {
+    /// Answer a request received by the call.
+    Respond {
+        key: ServerTxKey,
+        response: Response,
+    },
+    /// Send a request in a client transaction; responses come back as `CallInput::Response`
+    /// to whoever registered the request's Call-ID.
+    SendRequest {
+        request: Request,
+        peer: Peer,
+        reply: oneshot::Sender<Result<ClientTxKey, String>>,
+    },
+    /// Send an ACK for a 2xx.
+    SendStateless { request: Request, peer: Peer },
+    /// Route messages of this Call-ID to this call (outbound legs, the UAC).
+    Register {
+        call_id: String,
+        inputs: mpsc::UnboundedSender<CallInput>,
+    },
+    /// The call ended; forget its Call-ID.
+    Unregister { call_id: String },
+    /// The server is stopping: every call is told to end; new INVITEs get 503.
+    Shutdown,
+}
+
+/// How the owner of the SIP task answers a new INVITE.
+pub(crate) enum InviteDecision {
+    /// Route this dialog's messages to a call task (which answers the INVITE itself).
+    Accept(mpsc::UnboundedSender<CallInput>),
+    /// Answer at once with this response (e.g. 503 when full).
+    Reject(Response),
+}
+
+/// Decides on new INVITEs (out of dialog). Runs inside the SIP task; must not block.
+pub(crate) type InviteHandler =
+    Box<dyn FnMut(ServerTxKey, Request, Peer) -> InviteDecision + Send + 'static>;
+
+/// Bytes framed off a TCP connection, or its end.
+enum StreamInput {
+    Message {
+        peer: Peer,
+        bytes: Vec<u8>,
+    },
+    Opened {
+        id: u64,
+        writer: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    Closed {
+        id: u64,
+    },
+}
+
+/// Sockets and settings for [`SipTask::spawn`].
+pub(crate) struct SipTransports {
+    pub(crate) udp: UdpSocket,
+    pub(crate) tcp: Option<TcpListener>,
+    pub(crate) user_agent: String,
+}
+
+/// A handle to the running SIP task.
+#[derive(Clone)]
+pub(crate) struct SipHandle {
+    pub(crate) commands: mpsc::UnboundedSender<SipCommand>,
+    /// Local UDP address (for Via/Contact).
+    pub(crate) local: SocketAddr,
+}
+
+impl SipHandle {
+    /// Sends a request in a client transaction and returns its key.
+    pub(crate) async fn send_request(
+        &self,
+        request: Request,
+        peer: Peer,
+    ) -> anyhow::Result<ClientTxKey> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(SipCommand::SendRequest {
+                request,
+                peer,
+                reply: tx,
+            })
+            .map_err(|_| anyhow::anyhow!("SIP task stopped"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("SIP task stopped"))?
+            .map_err(|e| anyhow::anyhow!("cannot send request: {e}"))
+    }
+
+    /// Queues a command; a stopped SIP task means the server is going down, so a lost
+    /// command is harmless.
+    pub(crate) fn send(&self, cmd: SipCommand) {
+        let _ = self.commands.send(cmd);
+    }
+
+    /// A UDP peer for `remote` from our socket.
+    pub(crate) fn udp_peer(&self, remote: SocketAddr) -> Peer {
+        Peer {
+            transport: TransportKind::Udp,
+            local: self.local,
+            remote,
+            connection: None,
+        }
+    }
+}
+
+/// Counters the SIP task keeps (exposed in logs now, metrics later).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SipCounters {
+    pub(crate) unknown_dialog: u64,
+    pub(crate) malformed: u64,
+}
+
+/// The task itself.
+pub(crate) struct SipTask {
+    endpoint: Endpoint,
+    udp: Arc<UdpSocket>,
+    local: SocketAddr,
+    calls: HashMap<String, mpsc::UnboundedSender<CallInput>>,
+    client_owner: HashMap<ClientTxKey, String>,
+    tcp_writers: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>,
+    on_invite: InviteHandler,
+    counters: SipCounters,
+    shutting_down: bool,
+}
+
+impl SipTask {
+    /// Starts the SIP task on the given sockets and returns its handle.
+    pub(crate) fn spawn(
+        transports: SipTransports,
+        on_invite: InviteHandler,
+        seed: u64,
+    ) -> anyhow::Result<(SipHandle, tokio::task::JoinHandle<()>)> {
+        let local = transports.udp.local_addr()?;
+        let config = EndpointConfig {
+            user_agent: transports.user_agent,
+            ..EndpointConfig::default()
+        };
+        let endpoint = Endpoint::new(config, seed);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (stream_tx, stream_rx) = mpsc::unbounded_channel();
+        if let Some(listener) = transports.tcp {
+            tokio::spawn(accept_tcp(listener, stream_tx));
+        } else {
+            drop(stream_tx);
+        }
+        let task = Self {
+            endpoint,
+            udp: Arc::new(transports.udp),
+            local,
+            calls: HashMap::new(),
+            client_owner: HashMap::new(),
+            tcp_writers: HashMap::new(),
+            on_invite,
+            counters: SipCounters::default(),
+            shutting_down: false,
+        };
+        let join = tokio::spawn(task.run(cmd_rx, stream_rx));
+        Ok((
+            SipHandle {
+                commands: cmd_tx,
+                local,
+            },
+            join,
+        ))
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<SipCommand>,
+        mut streams: mpsc::UnboundedReceiver<StreamInput>,
+    ) {
+        let mut buf = vec![0u8; 65_536];
+        let udp = Arc::clone(&self.udp);
+        let mut streams_open = true;
+        loop {
+            let deadline = self.endpoint.poll_timeout();
+            tokio::select! {
+                r = udp.recv_from(&mut buf) => match r {
+                    Ok((n, src)) => {
+                        let peer = Peer { transport: TransportKind::Udp, local: self.local, remote: src, connection: None };
+                        let bytes = buf.get(..n).unwrap_or_default();
+                        self.endpoint.handle_input(Instant::now(), peer, bytes);
+                    }
+                    Err(e) => debug!(error = %e, "SIP UDP receive error"),
+                },
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.handle_command(cmd),
+                    // Every handle is gone: the server is shutting down.
+                    None => break,
+                },
+                input = streams.recv(), if streams_open => match input {
+                    Some(StreamInput::Message { peer, bytes }) => self.endpoint.handle_input(Instant::now(), peer, &bytes),
+                    Some(StreamInput::Opened { id, writer }) => { self.tcp_writers.insert(id, writer); }
+                    Some(StreamInput::Closed { id }) => { self.tcp_writers.remove(&id); }
+                    None => streams_open = false,
+                },
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    self.endpoint.handle_timeout(Instant::now());
+                }
+            }
+            self.flush().await;
+        }
+        for (_, call) in self.calls.drain() {
+            let _ = call.send(CallInput::Shutdown);
+        }
+    }
+
+    fn handle_command(&mut self, cmd: SipCommand) {
+        let now = Instant::now();
+        match cmd {
+            SipCommand::Respond { key, response } => {
+                if let Err(e) = self.endpoint.respond(now, &key, response) {
+                    debug!(error = %e, "response not sent (transaction gone)");
+                }
+            }
+            SipCommand::SendRequest {
+                request,
+                peer,
+                reply,
+            } => {
+                let call_id = request.call_id().map(str::to_string);
+                let result = self
+                    .endpoint
+                    .send_request(now, request, peer)
+                    .map_err(|e| e.to_string());
+                if let (Ok(key), Some(call_id)) = (&result, call_id) {
+                    self.client_owner.insert(key.clone(), call_id);
+                }
+                let _ = reply.send(result);
+            }
+            SipCommand::SendStateless { request, peer } => {
+                self.endpoint.send_stateless(request, peer);
+            }
+            SipCommand::Register { call_id, inputs } => {
+                self.calls.insert(call_id, inputs);
+            }
+            SipCommand::Unregister { call_id } => {
+                self.calls.remove(&call_id);
+                self.client_owner.retain(|_, owner| *owner != call_id);
+            }
+            SipCommand::Shutdown => {
+                self.shutting_down = true;
+                for call in self.calls.values() {
+                    let _ = call.send(CallInput::Shutdown);
+                }
+            }
+        }
+    }
+
+    /// Sends what the endpoint queued and routes its events.
+    async fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.endpoint.poll_transmit() {
+                progressed = true;
+                match t.peer.transport {
+                    TransportKind::Udp => {
+                        if let Err(e) = self.udp.send_to(&t.bytes, t.peer.remote).await {
+                            debug!(error = %e, dst = %t.peer.remote, "SIP UDP send failed");
+                        }
+                    }
+                    TransportKind::Tcp | TransportKind::Tls => {
+                        let id = t.peer.connection.map(|ConnectionId(id)| id);
+                        match id.and_then(|id| self.tcp_writers.get(&id)) {
+                            Some(w) => {
+                                let _ = w.send(t.bytes);
+                            }
+                            None => {
+                                debug!(dst = %t.peer.remote, "no open connection for SIP stream send")
+                            }
+                        }
+                    }
+                }
+            }
+            while let Some(ev) = self.endpoint.poll_event() {
+                progressed = true;
+                self.route(ev);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn route(&mut self, ev: Event) {
+        let now = Instant::now();
+        match ev {
+            Event::IncomingRequest { key, request, peer } => {
+                let call_id = request.call_id().unwrap_or_default().to_string();
+                let has_to_tag = request
+                    .to()
+                    .ok()
+                    .and_then(|t| t.tag().map(str::to_string))
+                    .is_some();
+                if request.method == Method::Invite && !has_to_tag {
+                    if self.shutting_down {
+                        let mut r = request.make_response(503, "Service Unavailable");
+                        r.headers.push("Retry-After", "30");
+                        r.headers.push("Warning", "399 callmux \"shutting down\"");
+                        let _ = self.endpoint.respond(now, &key, r);
+                        return;
+                    }
+                    if self.calls.contains_key(&call_id) {
+                        // A second dialog-creating INVITE with a Call-ID in use (a loop or a
+                        // forked request coming back): RFC 3261 §8.2.2.2.
+                        let r = request.make_response(482, "Loop Detected");
+                        let _ = self.endpoint.respond(now, &key, r);
+                        return;
+                    }
+                    match (self.on_invite)(key.clone(), request, peer) {
+                        InviteDecision::Accept(inputs) => {
+                            self.calls.insert(call_id, inputs);
+                        }
+                        InviteDecision::Reject(response) => {
+                            let _ = self.endpoint.respond(now, &key, response);
+                        }
+                    }
+                    return;
+                }
+                let delivered = match self.calls.get(&call_id) {
+                    Some(call) => call
+                        .send(CallInput::Request {
+                            key: key.clone(),
+                            request: request.clone(),
+                        })
+                        .is_ok(),
+                    None => false,
+                };
+                if !delivered {
+                    self.counters.unknown_dialog += 1;
+                    self.calls.remove(&call_id);
+                    let r = request.make_response(481, "Call/Transaction Does Not Exist");
+                    let _ = self.endpoint.respond(now, &key, r);
+                }
+            }
+            Event::AckReceived { request, .. } => {
+                if let Some(call) = request.call_id().and_then(|c| self.calls.get(c)) {
+                    let _ = call.send(CallInput::Ack);
+                }
+            }
+            Event::InviteCancelled { cancel, .. } => {
+                if let Some(call) = cancel.call_id().and_then(|c| self.calls.get(c)) {
+                    let _ = call.send(CallInput::Cancelled);
+                }
+            }
+            Event::ResponseReceived { key, response, .. } => {
+                if let Some(call) = response.call_id().and_then(|c| self.calls.get(c)) {
+                    let _ = call.send(CallInput::Response { key, response });
+                }
+            }
+            Event::ClientTimeout { key } => {
+                if let Some(call) = self
+                    .client_owner
+                    .remove(&key)
+                    .and_then(|c| self.calls.get(&c).cloned())
+                {
+                    let _ = call.send(CallInput::ClientTimeout { key });
+                }
+            }
+            Event::AckTimeout { call_id, .. } => {
+                if let Some(call) = self.calls.get(&call_id) {
+                    let _ = call.send(CallInput::AckTimeout);
+                }
+            }
+            Event::Malformed {
+                peer,
+                reason,
+                answered,
+            } => {
+                self.counters.malformed += 1;
+                debug!(src = %peer.remote, %reason, answered, "malformed SIP message");
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts SIP-over-TCP connections; each gets a reader (framing) and a writer task.
+async fn accept_tcp(listener: TcpListener, to_sip: mpsc::UnboundedSender<StreamInput>) {
+    let local = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "SIP TCP listener has no address");
+            return;
+        }
+    };
+    let mut next_id: u64 = 1;
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "SIP TCP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let id = next_id;
+        next_id += 1;
+        let _ = stream.set_nodelay(true);
+        let (w_tx, w_rx) = mpsc::unbounded_channel();
+        if to_sip
+            .send(StreamInput::Opened {
+                id,
+                writer: w_tx.clone(),
+            })
+            .is_err()
+        {
+            return;
+        }
+        let peer = Peer {
+            transport: TransportKind::Tcp,
+            local,
+            remote,
+            connection: Some(ConnectionId(id)),
+        };
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            id,
+            w_tx,
+            w_rx,
+            to_sip.clone(),
+        ));
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: Peer,
+    id: u64,
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+    to_sip: mpsc::UnboundedSender<StreamInput>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let write_task = tokio::spawn(async move {
+        while let Some(bytes) = outgoing.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut framer = StreamFramer::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(buf.get(..n).unwrap_or_default());
+        loop {
+            match framer.pop() {
+                Ok(Some(item)) => match item {
+                    callmux_sip::Framed::Message(bytes) => {
+                        if to_sip
+                            .send(StreamInput::Message {
+                                peer: peer.clone(),
+                                bytes,
+                            })
+                            .is_err()
+                        {
+                            break 'read;
+                        }
+                    }
+                    callmux_sip::Framed::Ping => {
+                        // RFC 5626 §4.4.1: answer a double-CRLF ping with one CRLF.
+                        let _ = writer.send(b"\r\n".to_vec());
+                    }
+                    callmux_sip::Framed::Pong => {}
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    info!(peer = %peer.remote, error = %e, "closing SIP TCP connection: bad framing");
+                    break 'read;
+                }
+            }
+        }
+    }
+    drop(writer);
+    write_task.abort();
+    let _ = to_sip.send(StreamInput::Closed { id });
+}

@@ -1,0 +1,406 @@
+//! Test support: start the real `callmux` binary on its own loopback address, drive it with
+//! `callmux call` and SIPp, find and analyse the recordings it writes.
+//!
+//! Every test server binds a distinct 127.x.y.z address, so tests running in parallel never
+//! collide on ports (SIP 5060, HTTP 8080, RTP ranges are per address).
+
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part of this module
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use callmux_record::{analyze_file, AudioAnalysis};
+
+/// The `callmux` binary built for these tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_callmux")
+}
+
+static NEXT_IP: AtomicU32 = AtomicU32::new(1);
+
+/// A loopback address no other test of this process uses.
+pub fn unique_ip() -> IpAddr {
+    let n = NEXT_IP.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    // 127.A.B.C: A from the pid (separate test binaries), B.C from the counter.
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        (10 + pid % 200) as u8,
+        (n / 250) as u8,
+        (n % 250 + 2) as u8,
+    ))
+}
+
+/// A running `callmux serve`; killed when dropped, its log printed if the test failed.
+pub struct Server {
+    pub child: Option<Child>,
+    pub ip: IpAddr,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+/// Options for [`Server::start`].
+#[derive(Default, Clone)]
+pub struct ServerOptions {
+    pub ncco: Option<String>,
+    pub extra_args: Vec<String>,
+    pub rtp_ports: Option<String>,
+}
+
+impl Server {
+    /// Starts a server on a fresh loopback address and waits until it answers /healthz.
+    pub fn start(opts: ServerOptions) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, opts, None)
+    }
+
+    /// Starts (or restarts) a server using `dir` for recordings and data.
+    pub fn start_in(dir: tempfile::TempDir, opts: ServerOptions, ip: Option<IpAddr>) -> Self {
+        let ip = ip.unwrap_or_else(unique_ip);
+        let sip = SocketAddr::new(ip, 5060);
+        let http = SocketAddr::new(ip, 8080);
+        let log = dir.path().join(format!(
+            "server-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--sip")
+            .arg(sip.to_string())
+            .arg("--http")
+            .arg(http.to_string())
+            .arg("--rtp-ports")
+            .arg(
+                opts.rtp_ports
+                    .clone()
+                    .unwrap_or_else(|| "20000-21999".into()),
+            )
+            .arg("--recordings")
+            .arg(dir.path().join("recordings"))
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .env("CALLMUX_LOG", "info,callmux_server=debug");
+        if let Some(ncco) = &opts.ncco {
+            let p = dir.path().join("ncco.json");
+            std::fs::write(&p, ncco).unwrap();
+            cmd.arg("--ncco").arg(p);
+        }
+        cmd.args(&opts.extra_args);
+        let logf = std::fs::File::create(&log).unwrap();
+        cmd.stdout(Stdio::null()).stderr(logf);
+        let child = cmd.spawn().expect("start callmux");
+        let server = Self {
+            child: Some(child),
+            ip,
+            sip,
+            http,
+            dir,
+            log,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if http_get(self.http, "/healthz").is_some_and(|(s, _)| s == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not become ready; log:\n{}", self.log_text());
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `sip:NUMBER@ip:5060`
+    pub fn uri(&self, number: &str) -> String {
+        format!("sip:{number}@{}", self.sip)
+    }
+
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.dir.path().join("recordings")
+    }
+
+    /// All finished or unfinished recordings (media files, not sidecars), sorted.
+    pub fn recordings(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(&self.recordings_dir(), &mut out);
+        out.retain(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("wav" | "mp3" | "ogg")
+            )
+        });
+        out.sort();
+        out
+    }
+
+    /// Waits until `n` recordings have a sidecar in a final state, or panics.
+    pub fn wait_recordings(&self, n: usize, timeout: Duration) -> Vec<PathBuf> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let recs = self.recordings();
+            let done = recs
+                .iter()
+                .filter(|p| sidecar_state(p).is_some_and(|s| s != "recording"))
+                .count();
+            if done >= n {
+                return recs;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "expected {n} finished recordings, have {done} of {}; log:\n{}",
+                    recs.len(),
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- callmux log ({}) ----\n{}",
+                self.log.display(),
+                self.log_text()
+            );
+        }
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// The `state` field of a recording's sidecar.
+pub fn sidecar_state(media: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(media.with_extension("json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("state")?.as_str().map(str::to_string)
+}
+
+/// The sidecar as JSON.
+pub fn sidecar(media: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(media.with_extension("json")).expect("sidecar");
+    serde_json::from_str(&text).expect("sidecar json")
+}
+
+/// A minimal HTTP/1.1 GET; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Runs `callmux call URI ARGS…` bound to `ip`, and returns its output.
+pub fn callmux_call(ip: IpAddr, uri: &str, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("call")
+        .arg(uri)
+        .arg("--bind")
+        .arg(format!("{ip}:0"))
+        .args(args)
+        .env("CALLMUX_LOG", "warn")
+        .output()
+        .expect("run callmux call")
+}
+
+/// Analyses a recording.
+pub fn analyze(path: &Path) -> AudioAnalysis {
+    analyze_file(path)
+        .unwrap_or_else(|e| panic!("analyse {}: {e}", path.display()))
+        .audio
+}
+
+/// Sends one UDP datagram to `to` from a fresh socket on `from_ip`, and returns the first
+/// reply (if any arrives within `wait`).
+pub fn udp_exchange(
+    from_ip: IpAddr,
+    to: SocketAddr,
+    bytes: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    let s = UdpSocket::bind(SocketAddr::new(from_ip, 0)).ok()?;
+    s.set_read_timeout(Some(wait)).ok()?;
+    s.send_to(bytes, to).ok()?;
+    let mut buf = vec![0u8; 65_536];
+    // Skip provisional responses (100 Trying) and return the first final one.
+    loop {
+        let (n, _) = s.recv_from(&mut buf).ok()?;
+        let msg = buf[..n].to_vec();
+        let status = std::str::from_utf8(&msg)
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(1))
+            .and_then(|c| c.parse::<u16>().ok());
+        if status.is_some_and(|c| c < 200) {
+            continue;
+        }
+        return Some(msg);
+    }
+}
+
+/// A SIPp run: a scenario from tests/sipp with `{{NAME}}` placeholders filled.
+pub struct Sipp {
+    pub scenario: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+/// tests/sipp in the repository.
+pub fn sipp_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp")
+}
+
+/// Whether SIPp is installed (CI installs it; a test that needs it fails without it).
+pub fn require_tool(name: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{name} is required for this test (apt-get install sip-tester sox; see .ci/run)"
+    );
+}
+
+impl Sipp {
+    /// Prepares `scenario` (a file in tests/sipp) with placeholders replaced.
+    pub fn prepare(scenario: &str, vars: &[(&str, String)]) -> Self {
+        require_tool("sipp");
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = std::fs::read_to_string(sipp_dir().join(scenario)).expect("scenario");
+        for (k, v) in vars {
+            text = text.replace(&format!("{{{{{k}}}}}"), v);
+        }
+        assert!(!text.contains("{{"), "unfilled placeholder in {scenario}");
+        let path = dir.path().join(scenario);
+        std::fs::write(&path, text).unwrap();
+        Self {
+            scenario: path,
+            dir,
+        }
+    }
+
+    /// Runs SIPp as a UAC against `target` from `ip`, with extra arguments; bounded by
+    /// `timeout`.
+    pub fn run(&self, ip: IpAddr, target: SocketAddr, args: &[&str], timeout: Duration) -> Output {
+        let mut cmd = Command::new("sipp");
+        cmd.arg(target.to_string())
+            .arg("-sf")
+            .arg(&self.scenario)
+            .arg("-i")
+            .arg(ip.to_string())
+            .arg("-p")
+            .arg("5070")
+            .arg("-mi")
+            .arg(ip.to_string())
+            .arg("-mp")
+            .arg("16000")
+            .arg("-nostdin")
+            .arg("-timeout")
+            .arg(format!("{}s", timeout.as_secs()))
+            .arg("-timeout_error")
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        cmd.output().expect("run sipp")
+    }
+}
+
+/// Writes `seconds` of a `freq` Hz tone as raw 8 kHz µ-law (SIPp rtp_stream input), made
+/// by sox so the encoder under test is not also the one producing the test input.
+pub fn ulaw_tone(dir: &Path, freq: u32, seconds: f64) -> PathBuf {
+    require_tool("sox");
+    let p = dir.join(format!("tone{freq}.ul"));
+    let st = Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-t", "ul"])
+        .arg(&p)
+        .args([
+            "synth",
+            &format!("{seconds}"),
+            "sine",
+            &freq.to_string(),
+            "vol",
+            "0.5",
+        ])
+        .status()
+        .expect("sox");
+    assert!(st.success());
+    p
+}

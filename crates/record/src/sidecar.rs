@@ -174,20 +174,38 @@ impl Sidecar {
         Self::from_json(&bytes).map_err(err)
     }
 
-    /// Writes the sidecar atomically to `path`.
+    /// Writes the sidecar atomically to `path` (temporary file, fsync, rename).
+    ///
+    /// The file is padded with spaces to a multiple of [`SIDECAR_RESERVE`] bytes, so that
+    /// when the disk is full (the temporary file cannot be written) the new content can still
+    /// be written in place over the old, which needs no new blocks: a recording stopped by a
+    /// full disk still gets its `failed` state and reason on disk.
     pub fn store(&self, path: &Path) -> Result<(), RecordError> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| RecordError::Sidecar {
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| RecordError::Sidecar {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+        bytes.push(b'\n');
+        let padded_len = bytes.len().div_ceil(SIDECAR_RESERVE).max(1) * SIDECAR_RESERVE;
+        bytes.resize(padded_len - 1, b' ');
+        bytes.push(b'\n');
         let tmp = tmp_path(path);
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
-            f.write_all(&json)?;
-            f.write_all(b"\n")?;
+            f.write_all(&bytes)?;
             f.sync_all()
         };
-        write().map_err(|e| RecordError::io(&tmp, e))?;
+        match write() {
+            Ok(()) => {}
+            Err(e) if is_out_of_space(&e) => {
+                let _ = fs::remove_file(&tmp);
+                return overwrite_in_place(path, &bytes).map_err(|_| RecordError::io(&tmp, e));
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(RecordError::io(&tmp, e));
+            }
+        }
         fs::rename(&tmp, path).map_err(|e| RecordError::io(path, e))?;
         sync_dir(path);
         Ok(())
@@ -197,6 +215,36 @@ impl Sidecar {
     pub fn duration(&self) -> Option<Duration> {
         self.duration_ms.map(Duration::from_millis)
     }
+}
+
+/// Sidecars are padded to a multiple of this size (see [`Sidecar::store`]).
+pub const SIDECAR_RESERVE: usize = 4096;
+
+/// ENOSPC or EDQUOT.
+fn is_out_of_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28 | 122))
+}
+
+/// Overwrites an existing, large enough file without allocating new blocks (the new content
+/// is padded to the old length).
+fn overwrite_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::OpenOptions::new().write(true).open(path)?;
+    let old_len = f.metadata()?.len();
+    if (bytes.len() as u64) > old_len {
+        return Err(std::io::Error::other(
+            "the new sidecar does not fit in the old one",
+        ));
+    }
+    f.write_all(bytes)?;
+    let pad = usize::try_from(old_len).unwrap_or(usize::MAX) - bytes.len();
+    if pad > 0 {
+        let mut spaces = vec![b' '; pad];
+        if let Some(last) = spaces.last_mut() {
+            *last = b'\n';
+        }
+        f.write_all(&spaces)?;
+    }
+    f.sync_all()
 }
 
 /// `x.json` → `x.json.tmp`.

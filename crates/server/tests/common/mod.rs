@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callmux_record::{analyze_file, AudioAnalysis};
@@ -41,8 +42,9 @@ pub struct Server {
     pub ip: IpAddr,
     pub sip: SocketAddr,
     pub http: SocketAddr,
-    pub dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
     pub log: PathBuf,
+    pub opts: ServerOptions,
 }
 
 /// Options for [`Server::start`].
@@ -56,12 +58,12 @@ pub struct ServerOptions {
 impl Server {
     /// Starts a server on a fresh loopback address and waits until it answers /healthz.
     pub fn start(opts: ServerOptions) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
         Self::start_in(dir, opts, None)
     }
 
     /// Starts (or restarts) a server using `dir` for recordings and data.
-    pub fn start_in(dir: tempfile::TempDir, opts: ServerOptions, ip: Option<IpAddr>) -> Self {
+    pub fn start_in(dir: Arc<tempfile::TempDir>, opts: ServerOptions, ip: Option<IpAddr>) -> Self {
         let ip = ip.unwrap_or_else(unique_ip);
         let sip = SocketAddr::new(ip, 5060);
         let http = SocketAddr::new(ip, 8080);
@@ -105,6 +107,7 @@ impl Server {
             http,
             dir,
             log,
+            opts,
         };
         server.wait_ready();
         server
@@ -196,6 +199,13 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts a new server process on the same address and directories (after `kill9` or
+    /// `stop`).
+    pub fn restart(&mut self) -> Self {
+        assert!(self.child.is_none(), "stop or kill the server first");
+        Self::start_in(Arc::clone(&self.dir), self.opts.clone(), Some(self.ip))
     }
 
     /// Whether the process is still running.

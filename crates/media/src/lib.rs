@@ -55,7 +55,7 @@ pub use dtmf::{
 pub use ports::PortPool;
 pub use reorder::{PushOutcome, Released, ReorderBuffer, ReorderStats};
 pub use resample::{Downsampler2x, Upsampler2x};
-pub use rtp::{is_rtcp, parse_rtp, RtpError, RtpPacketizer, RtpView};
+pub use rtp::{is_rtcp, parse_rtp, write_rtp_packet, RtpError, RtpPacketizer, RtpView};
 pub use sdp::{
     accept_answer, answer, offer, offer_with_direction, Codec, CodecPreferences, Direction,
     Negotiated, NegotiationError, PayloadFormat, SdpError, SdpOrigin, SessionDescription,

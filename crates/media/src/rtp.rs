@@ -177,7 +177,7 @@ impl RtpPacketizer {
     /// Writes one audio packet into `out` (cleared first; its capacity is reused), then
     /// advances the sequence number by one and the timestamp by `ts_advance`.
     pub fn write(&mut self, payload: &[u8], marker: bool, ts_advance: u32, out: &mut Vec<u8>) {
-        write_packet(
+        write_rtp_packet(
             self.pt,
             marker,
             self.seq,
@@ -202,7 +202,7 @@ impl RtpPacketizer {
         out: &mut Vec<u8>,
     ) {
         let payload = packet.event.to_bytes();
-        write_packet(
+        write_rtp_packet(
             event_pt & 0x7f,
             packet.marker,
             self.seq,
@@ -218,7 +218,9 @@ impl RtpPacketizer {
     }
 }
 
-fn write_packet(
+/// Writes a plain RTP packet (no CSRC, no extension) into `out`, replacing its contents.
+/// Used by the packetizer and by relays that map another stream's numbers onto ours.
+pub fn write_rtp_packet(
     pt: u8,
     marker: bool,
     seq: u16,

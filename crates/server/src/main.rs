@@ -10,9 +10,11 @@ mod call;
 mod config;
 mod inspect;
 mod media_leg;
+mod outbound;
 mod serve;
 mod sip_task;
-mod uac;
+mod trunks;
+mod ua;
 
 /// Command line of the `callmux` binary (the CLI contract in DESIGN.md).
 #[derive(Debug, Parser)]
@@ -46,7 +48,9 @@ enum Command {
     /// Run the SIP/RTP server.
     Serve(ServeArgs),
     /// Place a call (a small SIP UAC that streams a tone or a WAV file).
-    Call(uac::CallArgs),
+    Call(ua::call::CallArgs),
+    /// Answer calls (a small SIP UAS that streams a tone or a WAV file).
+    Answer(ua::answer::AnswerArgs),
     /// Describe a recording: format, channels, levels, dominant frequencies.
     Inspect(inspect::InspectArgs),
     /// Configuration helpers.
@@ -127,7 +131,8 @@ fn main() -> ExitCode {
             };
             run_async(serve::run(cfg))
         }
-        Command::Call(args) => run_async(uac::run(args)),
+        Command::Call(args) => run_async(ua::call::run(args)),
+        Command::Answer(args) => run_async(ua::answer::run(args)),
         Command::Inspect(args) => match inspect::run(&args) {
             Ok(code) => code,
             Err(e) => {

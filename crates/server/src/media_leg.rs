@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callmux_media::{
-    is_rtcp, parse_rtp, AudioDecoder, AudioEncoder, Codec, DtmfDetector, Negotiated, PortPool,
-    Released, ReorderBuffer, RtpPacketizer,
+    is_rtcp, parse_rtp, AudioDecoder, AudioEncoder, Codec, Direction, DtmfDetector, Negotiated,
+    PortPool, Released, ReorderBuffer, RtpPacketizer,
 };
 use tokio::net::UdpSocket;
 
@@ -75,6 +75,32 @@ pub(crate) struct LegStats {
     pub(crate) malformed: u64,
     pub(crate) decode_errors: u64,
     pub(crate) sent: u64,
+    pub(crate) relayed: u64,
+    pub(crate) send_errors: u64,
+}
+
+/// How relayed packets of one source stream map onto our outgoing stream: fixed offsets, so
+/// the far end sees one SSRC with continuous sequence numbers and timestamps (RFC 7667 §3.2.1
+/// media translator), while the source's own gaps and reordering are preserved.
+#[derive(Debug, Clone, Copy)]
+struct RelayMap {
+    src_ssrc: u32,
+    seq_offset: u16,
+    ts_offset: u32,
+}
+
+/// Everything callmux sends to this leg goes through one RTP stream: generated audio
+/// (prompts, beeps, ringback, transcoded or mixed audio) and relayed packets alike.
+struct Outgoing {
+    packetizer: RtpPacketizer,
+    encoder: Option<AudioEncoder>,
+    relay: Option<RelayMap>,
+    /// Partial 20 ms frame of 16 kHz PCM waiting to be encoded.
+    pending: Vec<i16>,
+    out: Vec<u8>,
+    payload: Vec<u8>,
+    /// RTP ticks in 20 ms for the leg's codec.
+    frame_ticks: u32,
 }
 
 /// One leg's media state.
@@ -90,10 +116,7 @@ pub(crate) struct MediaLeg {
     decoder: AudioDecoder,
     dtmf: DtmfDetector,
     pcm: Vec<i16>,
-    encoder: Option<AudioEncoder>,
-    packetizer: RtpPacketizer,
-    out: Vec<u8>,
-    payload: Vec<u8>,
+    outgoing: Outgoing,
     pub(crate) last_rx: Option<Instant>,
     last_ssrc: Option<u32>,
     pub(crate) stats: LegStats,
@@ -111,6 +134,7 @@ impl MediaLeg {
         let local = socket.local_addr()?;
         let decoder = AudioDecoder::new(&negotiated.audio)?;
         let packetizer = RtpPacketizer::new(negotiated.audio.pt, seed);
+        let frame_ticks = negotiated.audio.clock_rate / 50;
         Ok(Self {
             socket,
             _lease: lease,
@@ -121,15 +145,166 @@ impl MediaLeg {
             decoder,
             dtmf: DtmfDetector::new(),
             pcm: Vec::with_capacity(4 * FRAME_16K),
-            encoder: None,
-            packetizer,
-            out: Vec::with_capacity(1500),
-            payload: Vec::with_capacity(1500),
+            outgoing: Outgoing {
+                packetizer,
+                encoder: None,
+                relay: None,
+                pending: Vec::with_capacity(2 * FRAME_16K),
+                out: Vec::with_capacity(1500),
+                payload: Vec::with_capacity(1500),
+                frame_ticks,
+            },
             last_rx: None,
             last_ssrc: None,
             stats: LegStats::default(),
             negotiated,
         })
+    }
+
+    /// Whether this leg's SDP lets us send to it (not on hold by the far end).
+    pub(crate) fn may_send(&self) -> bool {
+        matches!(
+            self.negotiated.direction,
+            Direction::SendRecv | Direction::SendOnly
+        )
+    }
+
+    /// Whether the same RTP payload can be relayed from `src` to this leg untouched.
+    pub(crate) fn can_relay_from(&self, src: &Self) -> bool {
+        src.negotiated.audio.codec == self.negotiated.audio.codec
+            && src.negotiated.audio.clock_rate == self.negotiated.audio.clock_rate
+    }
+
+    /// Relays one RTP packet that arrived on leg `src` (already accepted by
+    /// `src.on_datagram`): audio of the same codec is copied with our SSRC and mapped
+    /// sequence/timestamp; RFC 4733 events are passed on with this leg's event payload type.
+    /// Returns false when the packet is not relayable (other codec: transcode instead).
+    pub(crate) fn relay_from(&mut self, src: &Self, packet: &[u8]) -> bool {
+        let Ok(rtp) = parse_rtp(packet) else {
+            return false;
+        };
+        let is_event = src
+            .negotiated
+            .telephone_event
+            .as_ref()
+            .is_some_and(|te| te.pt == rtp.payload_type);
+        let pt = if is_event {
+            match &self.negotiated.telephone_event {
+                Some(te)
+                    if te.clock_rate
+                        == src
+                            .negotiated
+                            .telephone_event
+                            .as_ref()
+                            .map_or(0, |t| t.clock_rate) =>
+                {
+                    te.pt
+                }
+                _ => return false,
+            }
+        } else if rtp.payload_type == src.negotiated.audio.pt && self.can_relay_from(src) {
+            self.negotiated.audio.pt
+        } else {
+            return false;
+        };
+        if !self.may_send() {
+            return true;
+        }
+        let o = &mut self.outgoing;
+        let map = match o.relay {
+            Some(m) if m.src_ssrc == rtp.ssrc => m,
+            _ => {
+                let m = RelayMap {
+                    src_ssrc: rtp.ssrc,
+                    seq_offset: o.packetizer.seq.wrapping_sub(rtp.sequence),
+                    ts_offset: o.packetizer.timestamp.wrapping_sub(rtp.timestamp),
+                };
+                o.relay = Some(m);
+                m
+            }
+        };
+        let seq = rtp.sequence.wrapping_add(map.seq_offset);
+        let ts = rtp.timestamp.wrapping_add(map.ts_offset);
+        o.out.clear();
+        callmux_media::write_rtp_packet(
+            pt,
+            rtp.marker,
+            seq,
+            ts,
+            o.packetizer.ssrc,
+            rtp.payload,
+            &mut o.out,
+        );
+        // Keep the packetizer after the newest relayed packet, so generated audio that
+        // follows (a prompt after the bridge) continues the stream.
+        if seq.wrapping_sub(o.packetizer.seq) < 0x8000 {
+            o.packetizer.seq = seq.wrapping_add(1);
+        }
+        let next_ts = ts.wrapping_add(o.frame_ticks);
+        if !is_event && next_ts.wrapping_sub(o.packetizer.timestamp) < 0x8000_0000 {
+            o.packetizer.timestamp = next_ts;
+        }
+        match self.socket.try_send_to(&o.out, self.remote) {
+            Ok(_) => self.stats.relayed += 1,
+            Err(_) => self.stats.send_errors += 1,
+        }
+        true
+    }
+
+    /// Sends 16 kHz audio to this leg in its codec, 20 ms per packet (partial frames wait
+    /// for the rest). Used for transcoded bridges, mixes and prompts.
+    pub(crate) fn send_pcm(&mut self, pcm16k: &[i16]) -> anyhow::Result<()> {
+        let mut rest = pcm16k;
+        while !rest.is_empty() {
+            let need = FRAME_16K - self.outgoing.pending.len();
+            let take = need.min(rest.len());
+            let (now, later) = rest.split_at(take);
+            self.outgoing.pending.extend_from_slice(now);
+            rest = later;
+            if self.outgoing.pending.len() == FRAME_16K {
+                let frame = std::mem::take(&mut self.outgoing.pending);
+                let r = self.send_pcm_frame(&frame);
+                self.outgoing.pending = frame;
+                self.outgoing.pending.clear();
+                r?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes exactly one 20 ms frame and sends it (nothing when the leg is on hold).
+    pub(crate) fn send_pcm_frame(&mut self, frame: &[i16]) -> anyhow::Result<()> {
+        if !self.may_send() {
+            return Ok(());
+        }
+        let o = &mut self.outgoing;
+        if o.encoder.is_none() {
+            o.encoder = Some(AudioEncoder::new(&self.negotiated.audio)?);
+        }
+        let Some(enc) = o.encoder.as_mut() else {
+            return Ok(());
+        };
+        o.payload.clear();
+        let advance = enc.encode(frame, &mut o.payload)?;
+        o.out.clear();
+        // Generated audio ends any relay mapping: a later relayed stream re-anchors after it.
+        o.relay = None;
+        o.packetizer.write(&o.payload, false, advance, &mut o.out);
+        match self.socket.try_send_to(&o.out, self.remote) {
+            Ok(_) => self.stats.sent += 1,
+            Err(_) => self.stats.send_errors += 1,
+        }
+        Ok(())
+    }
+
+    /// Updates the session after a re-INVITE/UPDATE (hold, resume, new address): the codec
+    /// stays; direction and, before latching, the remote address follow the new SDP.
+    pub(crate) fn renegotiate(&mut self, n: Negotiated) {
+        if !self.latched {
+            self.remote = n.remote;
+        }
+        self.negotiated.direction = n.direction;
+        self.negotiated.telephone_event = n.telephone_event;
     }
 
     /// Handles one datagram from the socket.
@@ -225,19 +400,6 @@ impl MediaLeg {
 
     /// Encodes 20 ms of 16 kHz audio and sends it to the latched/SDP address.
     pub(crate) async fn send_frame(&mut self, pcm16k: &[i16]) -> anyhow::Result<()> {
-        if self.encoder.is_none() {
-            self.encoder = Some(AudioEncoder::new(&self.negotiated.audio)?);
-        }
-        let Some(enc) = self.encoder.as_mut() else {
-            return Ok(());
-        };
-        self.payload.clear();
-        let advance = enc.encode(pcm16k, &mut self.payload)?;
-        self.out.clear();
-        self.packetizer
-            .write(&self.payload, false, advance, &mut self.out);
-        self.socket.send_to(&self.out, self.remote).await?;
-        self.stats.sent += 1;
-        Ok(())
+        self.send_pcm_frame(pcm16k)
     }
 }

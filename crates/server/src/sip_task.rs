@@ -56,6 +56,8 @@ pub(crate) enum SipCommand {
     },
     /// Send an ACK for a 2xx.
     SendStateless { request: Request, peer: Peer },
+    /// CANCEL a pending outgoing INVITE.
+    Cancel { key: ClientTxKey },
     /// Route messages of this Call-ID to this call (outbound legs, the UAC).
     Register {
         call_id: String,
@@ -273,6 +275,11 @@ impl SipTask {
             }
             SipCommand::SendStateless { request, peer } => {
                 self.endpoint.send_stateless(request, peer);
+            }
+            SipCommand::Cancel { key } => {
+                if let Err(e) = self.endpoint.cancel(now, &key) {
+                    debug!(error = %e, "CANCEL not sent");
+                }
             }
             SipCommand::Register { call_id, inputs } => {
                 self.calls.insert(call_id, inputs);

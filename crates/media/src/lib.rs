@@ -40,6 +40,7 @@
 pub mod codec;
 pub mod dtmf;
 pub mod fuzzing;
+pub mod mixer;
 pub mod ports;
 pub mod reorder;
 pub mod resample;
@@ -51,6 +52,9 @@ pub mod tone;
 pub use codec::{AudioDecoder, AudioEncoder, CodecError};
 pub use dtmf::{
     parse_dtmf_info, DtmfDetector, DtmfError, DtmfGenerator, DtmfPacket, TelephoneEvent,
+};
+pub use mixer::{
+    ConferenceMixer, MixerConfig, MixerError, ParticipantId, ParticipantOptions, ParticipantStats,
 };
 pub use ports::PortPool;
 pub use reorder::{PushOutcome, Released, ReorderBuffer, ReorderStats};

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod call;
+mod conference;
 mod config;
 mod inspect;
 mod media_leg;

@@ -414,3 +414,95 @@ pub fn ulaw_tone(dir: &Path, freq: u32, seconds: f64) -> PathBuf {
     assert!(st.success());
     p
 }
+
+/// A `callmux answer` process (a UAS that streams a tone); killed when dropped.
+pub struct Answerer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Answerer {
+    /// Starts `callmux answer --bind ip:port ARGS…` and waits until it listens.
+    pub fn start(ip: IpAddr, port: u16, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("answer.log");
+        let addr = SocketAddr::new(ip, port);
+        let child = Command::new(bin())
+            .arg("answer")
+            .arg("--bind")
+            .arg(addr.to_string())
+            .args(args)
+            .env("CALLMUX_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start callmux answer");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("answering on") {
+            assert!(Instant::now() < deadline, "callmux answer did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// `sip:USER@ip:port`
+    pub fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@{}", self.addr)
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit (after `--calls N`), at most `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Answerer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- callmux answer log ----\n{}", self.log_text());
+        }
+    }
+}
+
+/// The dominant frequency of a channel's 100 ms windows between `from_ms` and `to_ms`
+/// that are voiced, or None if none is.
+pub fn tones_between(
+    a: &callmux_record::AudioAnalysis,
+    ch: usize,
+    from_ms: u64,
+    to_ms: u64,
+) -> Vec<f64> {
+    a.per_channel[ch]
+        .windows
+        .iter()
+        .filter(|w| w.start_ms >= from_ms && w.start_ms + 100 <= to_ms && w.rms_dbfs > -45.0)
+        .filter_map(|w| w.dominant_hz)
+        .collect()
+}
+
+/// Whether most (≥ 80 %) of `tones` are within 10 Hz of `hz`, and there are at least `min`.
+pub fn mostly(tones: &[f64], hz: f64, min: usize) -> bool {
+    let near = tones.iter().filter(|t| (*t - hz).abs() <= 10.0).count();
+    near >= min && near * 5 >= tones.len() * 4
+}

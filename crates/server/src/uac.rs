@@ -409,6 +409,9 @@ pub(crate) async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             }
         }
     } else {
+        // The SIP task sends our 200 OK to the BYE; exiting at once can drop it, and the
+        // other side would then retransmit its BYE until its transaction times out.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         eprintln!("the other side hung up");
     }
 

@@ -10,32 +10,50 @@ use std::time::{Duration, Instant, SystemTime};
 
 use callmux_media::tone::beep;
 use callmux_media::{parse_dtmf_info, CodecPreferences, PortPool, SdpOrigin, SessionDescription};
-use callmux_ncco::{ActionId, CallRunner, Command, Ncco, Record, RecordStopReason, RunnerInput};
+use callmux_ncco::{
+    ActionId, CallRunner, Capabilities, Command, HangupReason, Ncco, Record, RecordStopReason,
+    RunnerInput,
+};
 use callmux_record::{
     ChannelLayout, LegInfo, LegKey, RecordFormat, Recording, RecordingParams, RecordingSummary,
     SilenceDetector, TimelineConfig,
 };
 use callmux_sip::{Dialog, Method, Peer, Request, Response, ServerTxKey};
+use callmux_webhook::{CallStatus, HttpMethod, RecordState};
 use tokio::sync::mpsc;
 use tracing::{info, info_span, warn, Instrument};
 
+mod actions;
+mod setup;
+
+use self::actions::{http_method, FailedRecording, Job};
+use self::setup::{answer, user_part};
 use crate::config::Config;
-use crate::media_leg::{bind_rtp, MediaLeg, Received, FRAME_16K};
+use crate::events::{CallInfo, EventSink};
+use crate::media_leg::{MediaLeg, Received, FRAME_16K};
+use crate::playback::Prompt;
 use crate::sip_task::{CallInput, SipCommand, SipHandle};
 
 /// What every call task shares: configuration, the NCCO, the RTP port pool, counters.
 pub(crate) struct ServerContext {
     pub(crate) config: Config,
+    /// The static NCCO (file or built-in default); unused with an answer URL.
     pub(crate) ncco: Ncco,
     pub(crate) ports: Arc<Mutex<PortPool>>,
     pub(crate) active_calls: AtomicUsize,
     pub(crate) sip: OnceLock<SipHandle>,
+    /// The event queue writer.
+    pub(crate) events: EventSink,
+    /// HTTP client for answer URLs, input answers and stream files.
+    pub(crate) http: reqwest::Client,
+    /// What NCCOs may use.
+    pub(crate) caps: Capabilities,
     seeds: AtomicU64,
 }
 
 impl ServerContext {
     /// A context for `config` running `ncco` on every call.
-    pub(crate) fn new(config: Config, ncco: Ncco) -> Self {
+    pub(crate) fn new(config: Config, ncco: Ncco, events: EventSink) -> Self {
         let ports = PortPool::new(config.rtp_ports.0, config.rtp_ports.1);
         let seed = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -46,6 +64,9 @@ impl ServerContext {
             ports: Arc::new(Mutex::new(ports)),
             active_calls: AtomicUsize::new(0),
             sip: OnceLock::new(),
+            events,
+            http: crate::answer::client(),
+            caps: crate::serve::capabilities(),
             seeds: AtomicU64::new(seed),
         }
     }
@@ -94,165 +115,24 @@ pub(crate) async fn run_inbound(
         let Some(sip) = ctx.sip.get().cloned() else {
             return;
         };
-        match answer(&ctx, &sip, key, &invite, peer, &uuid) {
+        let info = CallInfo {
+            uuid: uuid.clone(),
+            conversation_uuid: uuid::Uuid::new_v4().to_string(),
+            from: user_part(invite.from().ok().map(|f| f.uri).as_ref()),
+            to: user_part(invite.to().ok().map(|t| t.uri).as_ref()),
+        };
+        let mut inputs = inputs;
+        ctx.events
+            .call_status(&info.event(CallStatus::Started))
+            .await;
+        match answer(&ctx, &sip, key, &invite, peer, info, &mut inputs).await {
             Ok(call) => call.run(inputs).await,
-            Err(rejection) => info!(status = rejection, "call rejected"),
+            Err(status) => info!(status, "call not answered"),
         }
         drop(guard);
     }
     .instrument(span)
     .await;
-}
-
-/// Sends a final error response and returns the status for the log.
-fn reject(
-    sip: &SipHandle,
-    key: ServerTxKey,
-    invite: &Request,
-    status: u16,
-    reason: &str,
-    warning: &str,
-) -> u16 {
-    let mut r = invite.make_response(status, reason);
-    if !warning.is_empty() {
-        r.headers.push(
-            "Warning",
-            format!("399 callmux \"{}\"", warning.replace('"', "'")),
-        );
-    }
-    if status == 503 {
-        r.headers.push("Retry-After", "5");
-    }
-    sip.send(SipCommand::Respond { key, response: r });
-    status
-}
-
-/// Negotiates media, binds the RTP port and answers 200 OK. Errors are the SIP status sent.
-fn answer(
-    ctx: &Arc<ServerContext>,
-    sip: &SipHandle,
-    key: ServerTxKey,
-    invite: &Request,
-    peer: Peer,
-    uuid: &str,
-) -> Result<InboundCall, u16> {
-    let is_sdp = invite
-        .content_type()
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/sdp"));
-    if invite.body.is_empty() || !is_sdp {
-        return Err(reject(
-            sip,
-            key,
-            invite,
-            488,
-            "Not Acceptable Here",
-            "an SDP offer is required in the INVITE (late offer is not supported)",
-        ));
-    }
-    let offer = SessionDescription::parse(&invite.body).map_err(|e| {
-        reject(
-            sip,
-            key.clone(),
-            invite,
-            488,
-            "Not Acceptable Here",
-            &format!("bad SDP: {e}"),
-        )
-    })?;
-    let (socket, lease) = bind_rtp(&ctx.ports, ctx.config.media_ip).map_err(|e| {
-        reject(
-            sip,
-            key.clone(),
-            invite,
-            503,
-            "Service Unavailable",
-            &e.to_string(),
-        )
-    })?;
-    let local_rtp = socket.local_addr().map_err(|e| {
-        reject(
-            sip,
-            key.clone(),
-            invite,
-            500,
-            "Server Internal Error",
-            &e.to_string(),
-        )
-    })?;
-    let mut origin = SdpOrigin::new(ctx.next_seed());
-    let (negotiated, answer_sdp) =
-        callmux_media::answer(&offer, &CodecPreferences::default(), local_rtp, &mut origin)
-            .map_err(|e| {
-                reject(
-                    sip,
-                    key.clone(),
-                    invite,
-                    488,
-                    "Not Acceptable Here",
-                    &e.to_string(),
-                )
-            })?;
-    let seed = ctx.next_seed();
-    let leg =
-        MediaLeg::new(socket, lease, negotiated, ctx.config.reorder_delay, seed).map_err(|e| {
-            reject(
-                sip,
-                key.clone(),
-                invite,
-                488,
-                "Not Acceptable Here",
-                &e.to_string(),
-            )
-        })?;
-
-    let local_tag = format!("{:016x}", ctx.next_seed());
-    let contact_uri: callmux_sip::Uri = format!(
-        "sip:callmux@{}",
-        crate::serve::host_port(ctx.config.media_ip, sip.local.port())
-    )
-    .parse()
-    .map_err(|_| 500u16)?;
-    let contact = format!("<{contact_uri}>");
-    let dialog = Dialog::uas(invite, &local_tag, &contact_uri)
-        .map_err(|e| reject(sip, key.clone(), invite, 400, "Bad Request", &e.to_string()))?;
-    let mut ok = invite.make_response(200, "OK").with_to_tag(&local_tag);
-    ok.headers.push("Contact", &contact);
-    ok.headers
-        .push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO");
-    ok.set_body("application/sdp", answer_sdp.into_bytes());
-    sip.send(SipCommand::Respond { key, response: ok });
-
-    let from = invite
-        .from()
-        .map(|f| f.uri.user.clone().unwrap_or_else(|| f.uri.to_string()))
-        .unwrap_or_default();
-    let to = invite
-        .to()
-        .map(|t| t.uri.user.clone().unwrap_or_else(|| t.uri.to_string()))
-        .unwrap_or_default();
-    info!(%from, to = %to, codec = ?leg.negotiated.audio.codec, rtp = %leg.local, remote_rtp = %leg.negotiated.remote, "call answered");
-    Ok(InboundCall {
-        ctx: Arc::clone(ctx),
-        sip: sip.clone(),
-        uuid: uuid.to_string(),
-        conversation_uuid: uuid::Uuid::new_v4().to_string(),
-        from,
-        to,
-        dialog,
-        peer,
-        leg,
-        origin,
-        acked: false,
-        bye_pending: false,
-        hangup_requested: false,
-        ended: false,
-        recordings: BTreeMap::new(),
-        playout: VecDeque::new(),
-        next_play: None,
-        after_playout: Vec::new(),
-        bye_key: None,
-        started: Instant::now(),
-    })
 }
 
 /// A recording started by a `record` action.
@@ -334,17 +214,48 @@ struct InboundCall {
     /// The client transaction of our BYE.
     bye_key: Option<callmux_sip::ClientTxKey>,
     started: Instant,
+    /// Who the call is, for events.
+    info: CallInfo,
+    /// The NCCO this call runs.
+    ncco: Ncco,
+    /// When the 200 OK went out (`start_time` of `completed`).
+    answered_at: SystemTime,
+    /// Results of work done off the call task (TTS, downloads, input answers).
+    jobs_tx: mpsc::UnboundedSender<Job>,
+    jobs_rx: Option<mpsc::UnboundedReceiver<Job>>,
+    /// The talk/stream prompt being played.
+    prompt: Option<Prompt>,
+    /// The prompt being prepared (TTS or download running).
+    pending_play: Option<ActionId>,
+    /// Where each recording's record event goes (the action's eventUrl, else the call's).
+    record_targets: BTreeMap<u32, (Option<String>, HttpMethod)>,
+    /// Recordings that failed while being written: reported before the call moves on.
+    failed_recordings: Vec<FailedRecording>,
+    /// Why the call failed after it was answered (a `failed` event is sent before
+    /// `completed`).
+    failure: Option<String>,
 }
 
 const CALLER: LegKey = LegKey(0);
 
 impl InboundCall {
     async fn run(mut self, mut inputs: mpsc::UnboundedReceiver<CallInput>) {
-        let mut runner = CallRunner::new(self.ctx.ncco.clone(), Instant::now());
+        let mut runner = CallRunner::new(self.ncco.clone(), Instant::now());
         let mut buf = vec![0u8; 2048];
         let mut bye_deadline: Option<Instant> = None;
+        let Some(mut jobs) = self.jobs_rx.take() else {
+            return;
+        };
         loop {
-            self.run_commands(&mut runner).await;
+            // A failed recording is reported (event, then runner) before anything else, and
+            // what the runner does about it is done at once.
+            loop {
+                self.report_failed_recordings(&mut runner).await;
+                self.run_commands(&mut runner).await;
+                if self.failed_recordings.is_empty() {
+                    break;
+                }
+            }
             if self.hangup_requested && self.acked && !self.bye_pending && !self.ended {
                 self.send_bye().await;
                 bye_deadline = Some(Instant::now() + Duration::from_secs(32));
@@ -396,6 +307,9 @@ impl InboundCall {
                         }
                     }
                 }
+                Some(job) = jobs.recv() => {
+                    self.on_job(job, &mut runner).await;
+                }
                 () = sleep_until(deadline) => {
                     let now = Instant::now();
                     self.play_due(now, &mut runner).await;
@@ -416,6 +330,20 @@ impl InboundCall {
             malformed = self.leg.stats.malformed,
             "call ended"
         );
+        if let Some(reason) = self.failure.take() {
+            let ev = self.info.ended_event(CallStatus::Failed, &reason, None);
+            self.ctx.events.call_status(&ev).await;
+        }
+        let end = SystemTime::now();
+        let mut ev = self.info.event(CallStatus::Completed);
+        ev.start_time = Some(callmux_webhook::Timestamp::from_system_time(
+            self.answered_at,
+        ));
+        ev.end_time = Some(callmux_webhook::Timestamp::from_system_time(end));
+        ev.duration = Some(callmux_webhook::event::duration_string(
+            end.duration_since(self.answered_at).unwrap_or_default(),
+        ));
+        self.ctx.events.call_status(&ev).await;
     }
 
     fn media_timeout_deadline(&self) -> Option<Instant> {
@@ -457,13 +385,11 @@ impl InboundCall {
             if let Some(r) = self.recordings.remove(&id) {
                 let summary = r.rec.fail(&reason, SystemTime::now());
                 log_record_failed(&summary, &reason);
-                runner.handle_input(
-                    RunnerInput::RecordingFailed {
-                        id: ActionId(id),
-                        reason,
-                    },
-                    now,
-                );
+                self.failed_recordings.push(FailedRecording::from_summary(
+                    ActionId(id),
+                    &summary,
+                    reason,
+                ));
             }
         }
     }
@@ -604,20 +530,65 @@ impl InboundCall {
         while let Some(cmd) = runner.poll_command() {
             let now = Instant::now();
             match cmd {
-                Command::StartRecording { id, record } if record.beep_start => {
-                    // The beep goes out first; the recording starts when it has been sent.
-                    self.playout.extend(beep());
-                    self.next_play.get_or_insert(now);
-                    self.after_playout.push((id, record));
-                }
                 Command::StartRecording { id, record } => {
-                    self.begin_recording(id, &record, now, runner);
+                    self.record_targets.insert(
+                        id.0,
+                        (record.event_url.clone(), http_method(record.event_method)),
+                    );
+                    if record.beep_start {
+                        // The beep goes out first; the recording starts when it has been sent.
+                        self.playout.extend(beep());
+                        self.next_play.get_or_insert(now);
+                        self.after_playout.push((id, record));
+                    } else {
+                        self.begin_recording(id, &record, now);
+                    }
                 }
                 Command::StopRecording { id, reason } => {
-                    self.stop_recording(id, &reason, now);
+                    // The record event is committed before the NCCO moves on.
+                    self.stop_recording(id, &reason, now).await;
                     runner.handle_input(RunnerInput::RecordingFinished { id }, Instant::now());
                 }
-                Command::Hangup { .. } => {
+                Command::Play { id, source } => self.start_prompt(id, source),
+                Command::StopPlay { id } => {
+                    if self.pending_play == Some(id) {
+                        self.pending_play = None;
+                    }
+                    if self.prompt.as_ref().is_some_and(|p| p.id == id) {
+                        info!(action = id.0, "prompt stopped (barge-in)");
+                        self.prompt = None;
+                    }
+                }
+                Command::CollectDigits { id, input } => {
+                    info!(
+                        action = id.0,
+                        max_digits = input.dtmf.max_digits,
+                        "collecting DTMF"
+                    );
+                }
+                Command::SubmitInput { id, input, result } => {
+                    self.submit_input(id, &input, &result, runner);
+                }
+                Command::Notify { id, notify } => {
+                    info!(action = id.0, url = %notify.event_url, "notify");
+                    let payload =
+                        callmux_webhook::NotifyEvent(serde_json::Value::Object(notify.payload));
+                    self.ctx
+                        .events
+                        .emit(
+                            &self.uuid,
+                            Some(&notify.event_url),
+                            http_method(notify.event_method),
+                            &payload,
+                        )
+                        .await;
+                }
+                Command::Hangup { reason } => {
+                    if let HangupReason::InvalidNcco(e) = &reason {
+                        self.failure.get_or_insert(format!(
+                            "the answer to an input was an invalid NCCO: {e}"
+                        ));
+                    }
                     self.hangup_requested = true;
                     // Recordings end with the call.
                     runner.handle_input(RunnerInput::CallEnded, now);
@@ -637,7 +608,23 @@ impl InboundCall {
     /// the recordings that waited for the playout to finish.
     async fn play_due(&mut self, now: Instant, runner: &mut CallRunner) {
         while let Some(due) = self.next_play.filter(|&t| t <= now) {
-            let Some(frame) = self.playout.pop_front() else {
+            let frame = match self.playout.pop_front() {
+                Some(f) => Some(f),
+                None => match self.prompt.as_mut() {
+                    Some(p) => match p.next_frame() {
+                        Some(f) => Some(f),
+                        None => {
+                            let id = p.id;
+                            self.prompt = None;
+                            info!(action = id.0, "prompt finished");
+                            runner.handle_input(RunnerInput::PlayFinished { id }, now);
+                            None
+                        }
+                    },
+                    None => None,
+                },
+            };
+            let Some(frame) = frame else {
                 self.next_play = None;
                 break;
             };
@@ -650,21 +637,18 @@ impl InboundCall {
             self.next_play = Some(due + Duration::from_millis(20));
         }
         if self.playout.is_empty() {
-            self.next_play = None;
+            if self.prompt.is_none() {
+                self.next_play = None;
+            }
             for (id, record) in std::mem::take(&mut self.after_playout) {
-                self.begin_recording(id, &record, now, runner);
+                self.begin_recording(id, &record, now);
             }
         }
     }
 
-    fn begin_recording(
-        &mut self,
-        id: ActionId,
-        record: &Record,
-        now: Instant,
-        runner: &mut CallRunner,
-    ) {
-        match self.start_recording(record, now) {
+    fn begin_recording(&mut self, id: ActionId, record: &Record, now: Instant) {
+        let recording_uuid = uuid::Uuid::new_v4().to_string();
+        match self.start_recording(record, &recording_uuid, now) {
             Ok(rec) => {
                 info!(recording_uuid = rec.recording_uuid(), path = %rec.path().display(), "recording started");
                 let silence = record
@@ -675,18 +659,23 @@ impl InboundCall {
             }
             Err(e) => {
                 warn!(error = %e, "cannot start recording");
-                runner.handle_input(
-                    RunnerInput::RecordingFailed {
-                        id,
-                        reason: e.to_string(),
-                    },
-                    now,
-                );
+                self.failed_recordings.push(FailedRecording {
+                    id,
+                    recording_uuid,
+                    reason: format!("cannot start recording: {e}"),
+                    start_time: None,
+                    path: None,
+                });
             }
         }
     }
 
-    fn start_recording(&mut self, record: &Record, now: Instant) -> anyhow::Result<Recording> {
+    fn start_recording(
+        &mut self,
+        record: &Record,
+        recording_uuid: &str,
+        now: Instant,
+    ) -> anyhow::Result<Recording> {
         let layout = match (record.channels, record.split.is_some()) {
             (Some(n), _) => ChannelLayout::Multi(n),
             (None, true) => ChannelLayout::Split,
@@ -699,7 +688,7 @@ impl InboundCall {
         };
         let params = RecordingParams {
             root: self.ctx.config.recordings_dir.clone(),
-            recording_uuid: uuid::Uuid::new_v4().to_string(),
+            recording_uuid: recording_uuid.to_string(),
             call_uuid: self.uuid.clone(),
             conversation_uuid: self.conversation_uuid.clone(),
             layout,
@@ -724,10 +713,11 @@ impl InboundCall {
         Ok(rec)
     }
 
-    fn stop_recording(&mut self, id: ActionId, reason: &RecordStopReason, now: Instant) {
+    async fn stop_recording(&mut self, id: ActionId, reason: &RecordStopReason, now: Instant) {
         if !self.recordings.contains_key(&id.0) {
             // Stopped before its beep finished: it never started.
             self.after_playout.retain(|(pending, _)| *pending != id);
+            self.record_targets.remove(&id.0);
             return;
         }
         // Release what the reorder buffer still holds, into every recording, before
@@ -744,9 +734,33 @@ impl InboundCall {
         let Some(r) = self.recordings.remove(&id.0) else {
             return;
         };
+        let recording_uuid = r.rec.recording_uuid().to_string();
+        let path = r.rec.path().display().to_string();
         match r.rec.finish(now, SystemTime::now()) {
-            Ok(summary) => log_record_event(&summary, reason),
-            Err(e) => warn!(error = %e, "recording could not be finalized"),
+            Ok(summary) => {
+                log_record_event(&summary, reason);
+                let (url, method) = self.record_target(id);
+                self.record_targets.remove(&id.0);
+                let ev = crate::serve::record_event(
+                    &summary,
+                    self.ctx.config.http_listen,
+                    RecordState::Complete,
+                );
+                self.ctx
+                    .events
+                    .emit(&self.uuid, url.as_deref(), method, &ev)
+                    .await;
+            }
+            Err(e) => {
+                warn!(error = %e, "recording could not be finalized");
+                self.failed_recordings.push(FailedRecording {
+                    id,
+                    recording_uuid,
+                    reason: format!("recording could not be finalized: {e}"),
+                    start_time: None,
+                    path: Some(path),
+                });
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use callmux_webhook::{HttpMethod, QueueSpec, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
 /// A configuration mistake: which file, which key, and why.
@@ -48,6 +49,8 @@ pub(crate) struct FileConfig {
     pub recording: RecordingSection,
     /// Local state (event queue).
     pub data: DataSection,
+    /// Event queue and the webhook dispatcher.
+    pub dispatch: DispatchSection,
 }
 
 /// `[sip]`
@@ -121,8 +124,60 @@ pub(crate) struct NccoSection {
     pub file: Option<PathBuf>,
     /// The application's answer URL (fetched per call).
     pub answer_url: Option<String>,
+    /// `GET` (default) or `POST` for the answer URL.
+    pub answer_method: Option<String>,
+    /// Tried when the answer URL cannot be reached or answers non-2xx (also for input
+    /// answers).
+    pub fallback_answer_url: Option<String>,
     /// The application's event URL.
     pub event_url: Option<String>,
+    /// `POST` (default) or `GET` for the event URL.
+    pub event_method: Option<String>,
+}
+
+/// `[dispatch]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DispatchSection {
+    /// Event queue: `sqlite:DIR[?synchronous=normal]` or `redis://host:port/db?prefix=P&group=G`
+    /// [default: SQLite in the data directory].
+    pub queue: Option<String>,
+    /// Shared secret for signed webhooks (HS256 JWT in `Authorization`).
+    pub signature_secret: Option<String>,
+    /// `callmux serve` starts `callmux dispatch` as a child process (and restarts it).
+    pub spawn: bool,
+    /// First retry delay in milliseconds.
+    pub retry_initial_ms: u64,
+    /// Longest retry delay in milliseconds (before jitter).
+    pub retry_max_delay_ms: u64,
+    /// Age in seconds after which a failing event is dead-lettered.
+    pub max_age_s: u64,
+    /// Failed attempts after which a 4xx/3xx answer dead-letters the event.
+    pub permanent_failure_attempts: u32,
+    /// Concurrent delivery attempts per dispatcher.
+    pub max_in_flight: usize,
+    /// Lease on a claimed event, in milliseconds (must exceed the request time-out).
+    pub lease_ms: u64,
+    /// Time-out of one delivery attempt, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for DispatchSection {
+    fn default() -> Self {
+        let p = RetryPolicy::default();
+        Self {
+            queue: None,
+            signature_secret: None,
+            spawn: true,
+            retry_initial_ms: p.initial.as_millis() as u64,
+            retry_max_delay_ms: p.max_delay.as_millis() as u64,
+            max_age_s: p.max_age.as_secs(),
+            permanent_failure_attempts: p.permanent_failure_attempts,
+            max_in_flight: 32,
+            lease_ms: 60_000,
+            request_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// `[recording]`
@@ -175,8 +230,20 @@ pub(crate) struct Overrides {
     pub ncco: Option<PathBuf>,
     /// `--answer-url`
     pub answer_url: Option<String>,
+    /// `--answer-method`
+    pub answer_method: Option<String>,
+    /// `--fallback-answer-url`
+    pub fallback_answer_url: Option<String>,
     /// `--event-url`
     pub event_url: Option<String>,
+    /// `--event-method`
+    pub event_method: Option<String>,
+    /// `--signature-secret`
+    pub signature_secret: Option<String>,
+    /// `--queue`
+    pub queue: Option<String>,
+    /// `--no-dispatcher`
+    pub no_dispatcher: bool,
     /// `--recordings`
     pub recordings: Option<PathBuf>,
     /// `--data`
@@ -212,6 +279,46 @@ pub(crate) struct Config {
     pub checkpoint_interval: Duration,
     /// Local state directory.
     pub data_dir: PathBuf,
+    /// Where each call's NCCO comes from when not a file or the default.
+    pub answer: Option<AnswerConfig>,
+    /// The application's event URL (call events, and record/input events without their own).
+    pub event_url: Option<String>,
+    /// Method for `event_url`.
+    pub event_method: HttpMethod,
+    /// The event queue, as given (`sqlite:DIR` or a Redis URL), for the dispatcher child.
+    pub queue_url: String,
+    /// The event queue.
+    pub queue: QueueSpec,
+    /// Webhook signing secret.
+    pub signature_secret: Option<String>,
+    /// Start `callmux dispatch` as a child process.
+    pub spawn_dispatcher: bool,
+    /// Delivery settings for `callmux dispatch`.
+    pub dispatch: DispatchSettings,
+}
+
+/// The answer URL settings.
+#[derive(Debug, Clone)]
+pub(crate) struct AnswerConfig {
+    /// Fetched per call.
+    pub url: String,
+    /// GET (query string) or POST (JSON body).
+    pub method: HttpMethod,
+    /// Tried when `url` fails.
+    pub fallback_url: Option<String>,
+}
+
+/// How `callmux dispatch` delivers.
+#[derive(Debug, Clone)]
+pub(crate) struct DispatchSettings {
+    /// Retry schedule.
+    pub policy: RetryPolicy,
+    /// Concurrent attempts.
+    pub max_in_flight: usize,
+    /// Lease on claimed events.
+    pub lease: Duration,
+    /// One attempt's time-out.
+    pub request_timeout: Duration,
 }
 
 impl Config {
@@ -262,8 +369,26 @@ impl Config {
         if let Some(v) = &ov.answer_url {
             fc.ncco.answer_url = Some(v.clone());
         }
+        if let Some(v) = &ov.answer_method {
+            fc.ncco.answer_method = Some(v.clone());
+        }
+        if let Some(v) = &ov.fallback_answer_url {
+            fc.ncco.fallback_answer_url = Some(v.clone());
+        }
         if let Some(v) = &ov.event_url {
             fc.ncco.event_url = Some(v.clone());
+        }
+        if let Some(v) = &ov.event_method {
+            fc.ncco.event_method = Some(v.clone());
+        }
+        if let Some(v) = &ov.signature_secret {
+            fc.dispatch.signature_secret = Some(v.clone());
+        }
+        if let Some(v) = &ov.queue {
+            fc.dispatch.queue = Some(v.clone());
+        }
+        if ov.no_dispatcher {
+            fc.dispatch.spawn = false;
         }
         if let Some(v) = &ov.recordings {
             fc.recording.dir = v.clone();
@@ -331,6 +456,11 @@ impl Config {
                 &fc.ncco.answer_url,
                 ov.answer_url.is_some(),
             ),
+            (
+                "ncco.fallback_answer_url",
+                &fc.ncco.fallback_answer_url,
+                ov.fallback_answer_url.is_some(),
+            ),
             ("ncco.event_url", &fc.ncco.event_url, ov.event_url.is_some()),
         ] {
             if let Some(u) = url {
@@ -350,22 +480,81 @@ impl Config {
                 "give either a static NCCO file or an answer URL, not both".into(),
             ));
         }
-        if fc.ncco.answer_url.is_some() {
+        if fc.ncco.fallback_answer_url.is_some() && fc.ncco.answer_url.is_none() {
             return Err(err(
-                ov.answer_url.is_some(),
-                "ncco.answer_url",
-                "answer URLs are not implemented by this build yet; use ncco.file (--ncco) \
-                 or the built-in default"
-                    .into(),
+                ov.fallback_answer_url.is_some(),
+                "ncco.fallback_answer_url",
+                "a fallback answer URL needs an answer URL (ncco.answer_url, --answer-url)".into(),
             ));
         }
-        if fc.ncco.event_url.is_some() {
+        let method = |value: &Option<String>, key: &str, overridden: bool, default: HttpMethod| {
+            match value {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<HttpMethod>()
+                    .map_err(|_| err(overridden, key, format!("must be GET or POST, got {v:?}"))),
+            }
+        };
+        let answer_method = method(
+            &fc.ncco.answer_method,
+            "ncco.answer_method",
+            ov.answer_method.is_some(),
+            HttpMethod::Get,
+        )?;
+        let event_method = method(
+            &fc.ncco.event_method,
+            "ncco.event_method",
+            ov.event_method.is_some(),
+            HttpMethod::Post,
+        )?;
+        let queue_url = fc
+            .dispatch
+            .queue
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", fc.data.dir.display()));
+        let queue = QueueSpec::parse_url(&queue_url)
+            .map_err(|e| err(ov.queue.is_some(), "dispatch.queue", e.to_string()))?;
+        if fc.dispatch.signature_secret.as_deref() == Some("") {
             return Err(err(
-                ov.event_url.is_some(),
-                "ncco.event_url",
-                "event delivery is not implemented by this build yet".into(),
+                ov.signature_secret.is_some(),
+                "dispatch.signature_secret",
+                "must not be empty".into(),
             ));
         }
+        let d = &fc.dispatch;
+        let policy = RetryPolicy {
+            initial: Duration::from_millis(d.retry_initial_ms),
+            max_delay: Duration::from_millis(d.retry_max_delay_ms),
+            max_age: Duration::from_secs(d.max_age_s),
+            permanent_failure_attempts: d.permanent_failure_attempts,
+            ..RetryPolicy::default()
+        };
+        policy
+            .validate()
+            .map_err(|e| err(false, "dispatch.retry_initial_ms", e.to_string()))?;
+        if d.max_in_flight == 0 || d.max_in_flight > 10_000 {
+            return Err(err(
+                false,
+                "dispatch.max_in_flight",
+                format!("must be 1..=10000, got {}", d.max_in_flight),
+            ));
+        }
+        if d.request_timeout_ms == 0 || d.lease_ms < 2 * d.request_timeout_ms {
+            return Err(err(
+                false,
+                "dispatch.lease_ms",
+                format!(
+                    "must be at least twice dispatch.request_timeout_ms ({} ms), got {}",
+                    d.request_timeout_ms, d.lease_ms
+                ),
+            ));
+        }
+        let dispatch = DispatchSettings {
+            policy,
+            max_in_flight: d.max_in_flight,
+            lease: Duration::from_millis(d.lease_ms),
+            request_timeout: Duration::from_millis(d.request_timeout_ms),
+        };
 
         Ok(Self {
             sip_listen,
@@ -381,6 +570,18 @@ impl Config {
             recordings_dir: fc.recording.dir,
             checkpoint_interval: Duration::from_millis(fc.recording.checkpoint_ms),
             data_dir: fc.data.dir,
+            answer: fc.ncco.answer_url.map(|url| AnswerConfig {
+                url,
+                method: answer_method,
+                fallback_url: fc.ncco.fallback_answer_url,
+            }),
+            event_url: fc.ncco.event_url,
+            event_method,
+            queue_url,
+            queue,
+            signature_secret: fc.dispatch.signature_secret,
+            spawn_dispatcher: fc.dispatch.spawn,
+            dispatch,
         })
     }
 }
@@ -519,6 +720,66 @@ mod tests {
         };
         let c = Config::resolve(fc, None, &ov).unwrap();
         assert_eq!(c.sip_listen, "127.0.0.9:5090".parse().unwrap());
+    }
+
+    #[test]
+    fn webhook_settings_resolve() {
+        let c = resolve(
+            "[ncco]\nanswer_url = \"http://a/answer\"\nanswer_method = \"post\"\n\
+             fallback_answer_url = \"http://b/answer\"\nevent_url = \"http://a/ev\"\n\
+             event_method = \"GET\"\n[dispatch]\nqueue = \"redis://127.0.0.1:6379/0?prefix=x\"\n\
+             signature_secret = \"k\"\nspawn = false\nmax_age_s = 60\n",
+        )
+        .unwrap();
+        let a = c.answer.unwrap();
+        assert_eq!(a.url, "http://a/answer");
+        assert_eq!(a.method, HttpMethod::Post);
+        assert_eq!(a.fallback_url.as_deref(), Some("http://b/answer"));
+        assert_eq!(c.event_method, HttpMethod::Get);
+        assert!(matches!(c.queue, QueueSpec::Redis { ref prefix, .. } if prefix == "x"));
+        assert_eq!(c.signature_secret.as_deref(), Some("k"));
+        assert!(!c.spawn_dispatcher);
+        assert_eq!(c.dispatch.policy.max_age, Duration::from_secs(60));
+
+        let d = resolve("[data]\ndir = \"/var/lib/cm\"").unwrap();
+        assert_eq!(d.queue_url, "sqlite:/var/lib/cm");
+        assert!(d.answer.is_none());
+        assert_eq!(d.event_method, HttpMethod::Post);
+        assert!(d.spawn_dispatcher);
+    }
+
+    #[test]
+    fn bad_webhook_settings_name_their_key() {
+        for (text, key) in [
+            ("[ncco]\nanswer_url = \"ftp://x\"", "ncco.answer_url"),
+            (
+                "[ncco]\nanswer_url = \"http://x\"\nanswer_method = \"PUT\"",
+                "ncco.answer_method",
+            ),
+            (
+                "[ncco]\nfallback_answer_url = \"http://x\"",
+                "ncco.fallback_answer_url",
+            ),
+            ("[ncco]\nevent_method = \"DELETE\"", "ncco.event_method"),
+            ("[dispatch]\nqueue = \"mysql://x\"", "dispatch.queue"),
+            (
+                "[dispatch]\nsignature_secret = \"\"",
+                "dispatch.signature_secret",
+            ),
+            ("[dispatch]\nlease_ms = 1000", "dispatch.lease_ms"),
+            ("[dispatch]\nmax_in_flight = 0", "dispatch.max_in_flight"),
+            (
+                "[dispatch]\nretry_initial_ms = 700000",
+                "dispatch.retry_initial_ms",
+            ),
+            (
+                "[ncco]\nfile = \"n.json\"\nanswer_url = \"http://x\"",
+                "ncco.file",
+            ),
+        ] {
+            let e = resolve(text).unwrap_err();
+            assert_eq!(e.key, key, "{text}: {e}");
+        }
     }
 
     #[test]

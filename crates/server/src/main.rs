@@ -6,14 +6,20 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod answer;
 mod call;
 mod conference;
 mod config;
+mod dispatch;
+mod events;
 mod inspect;
 mod media_leg;
 mod outbound;
+mod playback;
+mod recordings_api;
 mod serve;
 mod sip_task;
+mod supervisor;
 mod trunks;
 mod ua;
 
@@ -48,6 +54,8 @@ enum LogFormat {
 enum Command {
     /// Run the SIP/RTP server.
     Serve(ServeArgs),
+    /// Deliver queued events to the application's webhooks (a separate process).
+    Dispatch(dispatch::DispatchArgs),
     /// Place a call (a small SIP UAC that streams a tone or a WAV file).
     Call(ua::call::CallArgs),
     /// Answer calls (a small SIP UAS that streams a tone or a WAV file).
@@ -79,12 +87,30 @@ struct ServeArgs {
     /// Static NCCO file run for every call [default: record split, async].
     #[arg(long, env = "CALLMUX_NCCO", conflicts_with = "answer_url")]
     ncco: Option<PathBuf>,
-    /// Application answer URL.
+    /// Application answer URL, fetched for every call.
     #[arg(long, env = "CALLMUX_ANSWER_URL")]
     answer_url: Option<String>,
-    /// Application event URL.
+    /// GET (query string, the default) or POST (JSON body) for the answer URL.
+    #[arg(long, env = "CALLMUX_ANSWER_METHOD")]
+    answer_method: Option<String>,
+    /// Tried when the answer URL fails (unreachable, time-out, non-2xx).
+    #[arg(long, env = "CALLMUX_FALLBACK_ANSWER_URL")]
+    fallback_answer_url: Option<String>,
+    /// Application event URL (call status events; record and input events by default).
     #[arg(long, env = "CALLMUX_EVENT_URL")]
     event_url: Option<String>,
+    /// POST (JSON body, the default) or GET (query string) for the event URL.
+    #[arg(long, env = "CALLMUX_EVENT_METHOD")]
+    event_method: Option<String>,
+    /// Sign webhooks: HS256 JWT with this secret in `Authorization: Bearer`.
+    #[arg(long, env = "CALLMUX_SIGNATURE_SECRET", hide_env_values = true)]
+    signature_secret: Option<String>,
+    /// Event queue: sqlite:DIR or redis://HOST:PORT/DB [default: SQLite in --data].
+    #[arg(long, env = "CALLMUX_QUEUE")]
+    queue: Option<String>,
+    /// Do not start `callmux dispatch` as a child process (run it separately).
+    #[arg(long, env = "CALLMUX_NO_DISPATCHER")]
+    no_dispatcher: bool,
     /// Recordings root directory [default: ./recordings].
     #[arg(long, env = "CALLMUX_RECORDINGS")]
     recordings: Option<PathBuf>,
@@ -118,7 +144,13 @@ fn main() -> ExitCode {
                 media_ip: args.media_ip,
                 ncco: args.ncco,
                 answer_url: args.answer_url,
+                answer_method: args.answer_method,
+                fallback_answer_url: args.fallback_answer_url,
                 event_url: args.event_url,
+                event_method: args.event_method,
+                signature_secret: args.signature_secret,
+                queue: args.queue,
+                no_dispatcher: args.no_dispatcher,
                 recordings: args.recordings,
                 data: args.data,
                 max_calls: args.max_calls,
@@ -130,8 +162,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run_async(serve::run(cfg))
+            run_async(serve::run(cfg, args.config))
         }
+        Command::Dispatch(args) => run_async(dispatch::run(args)),
         Command::Call(args) => run_async(ua::call::run(args)),
         Command::Answer(args) => run_async(ua::answer::run(args)),
         Command::Inspect(args) => match inspect::run(&args) {

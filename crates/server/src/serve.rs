@@ -13,16 +13,28 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use callmux_ncco::Action;
+use callmux_record::RecordingSummary;
+use callmux_webhook::{RecordEvent, RecordState, Timestamp};
+
 use crate::call::{run_inbound, ServerContext};
 use crate::config::{Config, ConfigError};
+use crate::events::EventSink;
 use crate::sip_task::{InviteDecision, SipTask, SipTransports};
+use crate::supervisor::Supervisor;
 
 /// What this build of the server performs. Anything else in an NCCO is rejected when the
-/// NCCO is loaded, naming the action or field, instead of being silently ignored.
+/// NCCO is loaded, naming the action or field, instead of being silently ignored. `talk`
+/// is there only when its text-to-speech program (espeak-ng) can be run.
 pub(crate) fn capabilities() -> Capabilities {
-    Capabilities::only_actions(&["record", "wait"])
-        .without_field("record", "eventUrl")
-        .without_field("record", "eventMethod")
+    let mut actions = vec!["record", "wait", "stream", "input", "notify"];
+    if crate::playback::tts_available() {
+        actions.push("talk");
+    }
+    Capabilities::only_actions(&actions)
+        // espeak-ng has no styles or premium voices to choose from.
+        .without_field("talk", "style")
+        .without_field("talk", "premium")
 }
 
 /// Formats `ip:port`, bracketing IPv6.
@@ -48,9 +60,64 @@ fn load_ncco(config: &Config) -> Result<Ncco, ConfigError> {
     })
 }
 
+/// Where calls get their NCCO, for the start-up log line.
+fn ncco_source(config: &Config) -> String {
+    if let Some(a) = &config.answer {
+        return format!("{} {}", a.method.as_str(), a.url);
+    }
+    config.ncco_file.as_ref().map_or_else(
+        || "built-in default (record split)".to_string(),
+        |p| p.display().to_string(),
+    )
+}
+
+/// Whether any event can have somewhere to go: an event URL, an answer URL (its NCCOs
+/// may name event URLs), or a static NCCO that names one.
+fn needs_dispatcher(config: &Config, ncco: &Ncco) -> bool {
+    config.event_url.is_some()
+        || config.answer.is_some()
+        || ncco.actions.iter().any(|a| match a {
+            Action::Record(r) => r.event_url.is_some(),
+            Action::Input(i) => i.event_url.is_some(),
+            Action::Notify(_) => true,
+            _ => false,
+        })
+}
+
+/// The record event of a finished (or recovered) recording.
+pub(crate) fn record_event(
+    s: &RecordingSummary,
+    http: SocketAddr,
+    state: RecordState,
+) -> RecordEvent {
+    RecordEvent {
+        start_time: Timestamp::from_system_time(s.start_time),
+        end_time: Timestamp::from_system_time(s.end_time),
+        recording_url: crate::recordings_api::recording_url(http, &s.recording_uuid),
+        recording_uuid: s.recording_uuid.clone(),
+        size: s.size,
+        conversation_uuid: s.conversation_uuid.clone(),
+        timestamp: Timestamp::from_system_time(SystemTime::now()),
+        uuid: s.call_uuid.clone(),
+        channels: u32::from(s.channels),
+        format: s.format.extension().to_string(),
+        path: s.path.display().to_string(),
+        state,
+    }
+}
+
 /// Runs the server until a shutdown signal.
-pub(crate) async fn run(config: Config) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(
+    config: Config,
+    config_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let ncco = load_ncco(&config)?;
+    if !crate::playback::tts_available() {
+        warn!(
+            program = crate::playback::TTS_PROGRAM,
+            "text-to-speech program not found: NCCOs with talk are rejected"
+        );
+    }
     std::fs::create_dir_all(&config.recordings_dir).with_context(|| {
         format!(
             "cannot create the recordings directory {}",
@@ -64,18 +131,35 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<ExitCode> {
         )
     })?;
 
+    let events = tokio::task::block_in_place(|| {
+        EventSink::start(&config.queue, config.event_url.clone(), config.event_method)
+    })?;
+
     for result in callmux_record::recover_unfinished(&config.recordings_dir, SystemTime::now()) {
         match result {
-            Ok(s) => info!(
-                event = "record",
-                state = "recovered",
-                recording_uuid = %s.recording_uuid,
-                call_uuid = %s.call_uuid,
-                path = %s.path.display(),
-                size = s.size,
-                duration_ms = s.duration.as_millis() as u64,
-                "recovered a recording left unfinished by a crash"
-            ),
+            Ok(s) => {
+                info!(
+                    event = "record",
+                    state = "recovered",
+                    recording_uuid = %s.recording_uuid,
+                    call_uuid = %s.call_uuid,
+                    path = %s.path.display(),
+                    size = s.size,
+                    duration_ms = s.duration.as_millis() as u64,
+                    "recovered a recording left unfinished by a crash"
+                );
+                // The record action's own eventUrl is not kept on disk: the recovered
+                // recording is announced to the application's event URL.
+                let ev = record_event(&s, config.http_listen, RecordState::Recovered);
+                events
+                    .emit(
+                        &s.call_uuid,
+                        config.event_url.as_deref(),
+                        config.event_method,
+                        &ev,
+                    )
+                    .await;
+            }
             Err(e) => warn!(error = %e, "could not recover an unfinished recording"),
         }
     }
@@ -90,7 +174,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot bind HTTP {}", config.http_listen))?;
 
-    let ctx = Arc::new(ServerContext::new(config.clone(), ncco));
+    let supervisor = if config.spawn_dispatcher && needs_dispatcher(&config, &ncco) {
+        Some(Supervisor::start(&config, config_file)?)
+    } else {
+        None
+    };
+    let ctx = Arc::new(ServerContext::new(config.clone(), ncco, events));
     let invite_ctx = Arc::clone(&ctx);
     let on_invite = Box::new(move |key, request: callmux_sip::Request, peer| {
         let ctx = &invite_ctx;
@@ -118,7 +207,10 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<ExitCode> {
     )?;
     let _ = ctx.sip.set(sip);
 
-    let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    let app = crate::recordings_api::routes(
+        axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" })),
+        config.recordings_dir.clone(),
+    );
     let http_task = tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
             warn!(error = %e, "HTTP server stopped");
@@ -130,7 +222,10 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<ExitCode> {
         http = %config.http_listen,
         rtp = %format!("{}-{}", config.rtp_ports.0, config.rtp_ports.1),
         recordings = %config.recordings_dir.display(),
-        ncco = %config.ncco_file.as_ref().map_or("built-in default (record split)".to_string(), |p| p.display().to_string()),
+        ncco = %ncco_source(&config),
+        events = %config.event_url.as_deref().unwrap_or("-"),
+        queue = %config.queue_url,
+        dispatcher = supervisor.is_some(),
         "callmux serving"
     );
 
@@ -150,12 +245,15 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<ExitCode> {
         }
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), wait_calls).await;
+    if let Some(s) = supervisor {
+        s.stop().await;
+    }
     http_task.abort();
     sip_join.abort();
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -316,7 +316,10 @@ fn invalid_record_fields_are_rejected_at_load_with_their_path() {
         (r#"[{"action":"record","endOnKey":"ab"}]"#, "$[0].endOnKey"),
         (r#"[{"action":"record","timeOut":8000}]"#, "$[0].timeOut"),
         (r#"[{"action":"record","format":"flac"}]"#, "$[0].format"),
-        (r#"[{"action":"talk","text":"hi"}]"#, "$[0].action"),
+        (
+            r#"[{"action":"conversation","name":"room"}]"#,
+            "$[0].action",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("n.json");

@@ -113,6 +113,8 @@ pub(crate) async fn run(args: AnswerArgs) -> anyhow::Result<ExitCode> {
             _ = tokio::signal::ctrl_c() => break,
         }
     }
+    // Let the SIP task send the last 200 OK to a BYE before the process exits.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -200,7 +200,12 @@ pub(crate) async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             Some(status) => eprintln!("BYE answered {status}"),
             None => eprintln!("no answer to BYE"),
         },
-        SessionEnd::RemoteHungUp => eprintln!("the other side hung up"),
+        SessionEnd::RemoteHungUp => {
+            // The SIP task sends our 200 OK to the BYE; exiting at once can drop it, and the
+            // other side would then retransmit its BYE until its transaction times out.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            eprintln!("the other side hung up");
+        }
         SessionEnd::Stopped => eprintln!("SIP stopped"),
     }
     if let Some(path) = &args.save {

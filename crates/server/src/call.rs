@@ -24,9 +24,13 @@ use tokio::sync::mpsc;
 use tracing::{info, info_span, warn, Instrument};
 
 mod actions;
+mod bridge;
+mod room;
 mod setup;
 
 use self::actions::{http_method, FailedRecording, Job};
+use self::bridge::{ActiveConnect, Ringback};
+use self::room::ActiveRoom;
 use self::setup::{answer, user_part};
 use crate::config::Config;
 use crate::events::{CallInfo, EventSink};
@@ -48,12 +52,19 @@ pub(crate) struct ServerContext {
     pub(crate) http: reqwest::Client,
     /// What NCCOs may use.
     pub(crate) caps: Capabilities,
+    /// Named conferences.
+    pub(crate) conferences: Arc<crate::conference::ConferenceHub>,
     seeds: AtomicU64,
 }
 
 impl ServerContext {
     /// A context for `config` running `ncco` on every call.
-    pub(crate) fn new(config: Config, ncco: Ncco, events: EventSink) -> Self {
+    pub(crate) fn new(
+        config: Config,
+        ncco: Ncco,
+        events: EventSink,
+        conferences: Arc<crate::conference::ConferenceHub>,
+    ) -> Self {
         let ports = PortPool::new(config.rtp_ports.0, config.rtp_ports.1);
         let seed = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -67,6 +78,7 @@ impl ServerContext {
             events,
             http: crate::answer::client(),
             caps: crate::serve::capabilities(),
+            conferences,
             seeds: AtomicU64::new(seed),
         }
     }
@@ -102,6 +114,7 @@ pub(crate) async fn run_inbound(
     key: ServerTxKey,
     invite: Request,
     peer: Peer,
+    self_tx: mpsc::UnboundedSender<CallInput>,
     inputs: mpsc::UnboundedReceiver<CallInput>,
 ) {
     let call_id = invite.call_id().unwrap_or_default().to_string();
@@ -125,7 +138,7 @@ pub(crate) async fn run_inbound(
         ctx.events
             .call_status(&info.event(CallStatus::Started))
             .await;
-        match answer(&ctx, &sip, key, &invite, peer, info, &mut inputs).await {
+        match answer(&ctx, &sip, key, &invite, peer, info, (self_tx, &mut inputs)).await {
             Ok(call) => call.run(inputs).await,
             Err(status) => info!(status, "call not answered"),
         }
@@ -234,6 +247,18 @@ struct InboundCall {
     /// Why the call failed after it was answered (a `failed` event is sent before
     /// `completed`).
     failure: Option<String>,
+    /// This call's own input channel (outbound legs register their Call-IDs with it).
+    self_tx: mpsc::UnboundedSender<CallInput>,
+    /// The leg a `connect` placed.
+    connect: Option<ActiveConnect>,
+    /// Ringback played to the caller while a `connect` rings.
+    ringback: Option<Ringback>,
+    /// The conference the call is in.
+    room: Option<ActiveRoom>,
+    /// Legs other than the caller that are up (added to recordings that start later).
+    joined_legs: Vec<(LegKey, LegInfo)>,
+    /// Key of the next leg to join.
+    next_leg_key: u32,
 }
 
 const CALLER: LegKey = LegKey(0);
@@ -242,6 +267,7 @@ impl InboundCall {
     async fn run(mut self, mut inputs: mpsc::UnboundedReceiver<CallInput>) {
         let mut runner = CallRunner::new(self.ncco.clone(), Instant::now());
         let mut buf = vec![0u8; 2048];
+        let mut buf2 = vec![0u8; 2048];
         let mut bye_deadline: Option<Instant> = None;
         let Some(mut jobs) = self.jobs_rx.take() else {
             return;
@@ -260,7 +286,19 @@ impl InboundCall {
                 self.send_bye().await;
                 bye_deadline = Some(Instant::now() + Duration::from_secs(32));
             }
-            if self.ended && self.recordings.is_empty() {
+            if (self.ended || self.hangup_requested) && self.connect.is_some() {
+                // The caller is gone or hanging up: the outbound leg goes too.
+                self.end_connect().await;
+            }
+            if (self.ended || self.hangup_requested) && self.room.is_some() {
+                if let Some(room) = self.room.take() {
+                    runner.handle_input(
+                        RunnerInput::ConversationLeft { id: room.id },
+                        Instant::now(),
+                    );
+                }
+            }
+            if self.ended && self.recordings.is_empty() && self.connect.is_none() {
                 break;
             }
             if bye_deadline.is_some_and(|d| Instant::now() >= d) {
@@ -278,16 +316,34 @@ impl InboundCall {
                     .min(),
                 bye_deadline,
                 self.next_play,
+                self.connect_deadline(),
+                self.connect
+                    .as_ref()
+                    .and_then(|c| c.media.as_ref())
+                    .and_then(MediaLeg::next_deadline),
                 self.media_timeout_deadline(),
             ]
             .into_iter()
             .flatten()
             .min();
+            let callee_socket = self
+                .connect
+                .as_ref()
+                .and_then(|c| c.media.as_ref())
+                .map(|m| &m.socket);
+            let room = self.room.as_mut().map(|r| &mut r.membership.output);
             tokio::select! {
                 r = self.leg.socket.recv_from(&mut buf) => {
                     let now = Instant::now();
                     if let Ok((n, src)) = r {
-                        match self.leg.on_datagram(buf.get(..n).unwrap_or_default(), src, now) {
+                        let packet = buf.get(..n).unwrap_or_default();
+                        let received = self.leg.on_datagram(packet, src, now);
+                        if !matches!(received, Received::Nothing) {
+                            if let Some(callee) = self.connect.as_mut().and_then(|c| c.media.as_mut()) {
+                                callee.relay_from(&self.leg, packet);
+                            }
+                        }
+                        match received {
                             Received::Audio => self.feed_recordings(now, &mut runner),
                             Received::Dtmf(digit) => {
                                 info!(%digit, "DTMF (RFC 4733)");
@@ -297,10 +353,30 @@ impl InboundCall {
                         }
                     }
                 }
+                r = recv_opt(callee_socket, &mut buf2) => {
+                    let now = Instant::now();
+                    if let Ok((n, src)) = r {
+                        self.on_callee_datagram(buf2.get(..n).unwrap_or_default(), src, now);
+                    }
+                }
+                out = recv_room(room) => {
+                    self.on_room_output(out, &mut runner, Instant::now());
+                }
                 input = inputs.recv() => {
                     let now = Instant::now();
                     match input {
-                        Some(input) => self.on_sip(input, &mut runner, now),
+                        Some(CallInput::ClientTimeout { key }) if self.connect.is_some() => {
+                            self.on_leg_input(CallInput::ClientTimeout { key: key.clone() }, &mut runner).await;
+                            self.on_sip(CallInput::ClientTimeout { key }, &mut runner, now);
+                        }
+                        Some(input) => {
+                            let leg_call = self.connect.as_ref().is_some_and(|c| c.leg.owns(input_call_id(&input)));
+                            if leg_call {
+                                self.on_leg_input(input, &mut runner).await;
+                            } else {
+                                self.on_sip(input, &mut runner, now);
+                            }
+                        }
                         None => {
                             self.ended = true;
                             runner.handle_input(RunnerInput::CallEnded, now);
@@ -313,6 +389,8 @@ impl InboundCall {
                 () = sleep_until(deadline) => {
                     let now = Instant::now();
                     self.play_due(now, &mut runner).await;
+                    self.connect_timers(now, &mut runner).await;
+                    self.drain_callee(now);
                     runner.handle_timeout(now);
                     self.feed_recordings(now, &mut runner);
                     if self.media_timeout_deadline().is_some_and(|d| now >= d) {
@@ -358,7 +436,25 @@ impl InboundCall {
     fn feed_recordings(&mut self, now: Instant, runner: &mut CallRunner) {
         let recordings = &mut self.recordings;
         let mut silent = Vec::new();
+        let mut transcode_to = self
+            .connect
+            .as_mut()
+            .and_then(|c| c.media.as_mut())
+            .filter(|m| !m.can_relay_from(&self.leg));
+        let room = self.room.as_ref();
         self.leg.drain(now, |ssrc, ts, clock, arrival, pcm| {
+            if let Some(callee) = transcode_to.as_mut() {
+                let _ = callee.send_pcm(pcm);
+            }
+            if let Some(room) = room {
+                room.membership.say(crate::conference::Spoken {
+                    ssrc,
+                    rtp_ts: ts,
+                    clock_rate: clock,
+                    arrival,
+                    pcm: pcm.to_vec(),
+                });
+            }
             for (id, r) in recordings.iter_mut() {
                 r.rec.push_received(CALLER, ssrc, ts, clock, arrival, pcm);
                 if r.silence.as_mut().is_some_and(|w| w.feed(arrival, pcm)) {
@@ -483,7 +579,8 @@ impl InboundCall {
             });
         match result {
             Ok((negotiated, sdp)) if negotiated.audio == self.leg.negotiated.audio => {
-                self.leg.negotiated.direction = negotiated.direction;
+                info!(direction = ?negotiated.direction, "re-INVITE");
+                self.leg.renegotiate(negotiated);
                 let mut ok = request.make_response(200, "OK");
                 ok.headers.push("Contact", self.dialog.local_contact());
                 ok.set_body("application/sdp", sdp.into_bytes());
@@ -583,6 +680,12 @@ impl InboundCall {
                         )
                         .await;
                 }
+                Command::Connect { id, connect } => {
+                    self.start_connect(id, connect, runner).await;
+                }
+                Command::JoinConversation { id, conversation } => {
+                    self.join_conversation(id, conversation, runner).await;
+                }
                 Command::Hangup { reason } => {
                     if let HangupReason::InvalidNcco(e) = &reason {
                         self.failure.get_or_insert(format!(
@@ -610,6 +713,9 @@ impl InboundCall {
         while let Some(due) = self.next_play.filter(|&t| t <= now) {
             let frame = match self.playout.pop_front() {
                 Some(f) => Some(f),
+                None if self.prompt.is_none() && self.ringback.is_some() => {
+                    self.ringback.as_mut().map(Ringback::next_frame)
+                }
                 None => match self.prompt.as_mut() {
                     Some(p) => match p.next_frame() {
                         Some(f) => Some(f),
@@ -637,7 +743,7 @@ impl InboundCall {
             self.next_play = Some(due + Duration::from_millis(20));
         }
         if self.playout.is_empty() {
-            if self.prompt.is_none() {
+            if self.prompt.is_none() && self.ringback.is_none() {
                 self.next_play = None;
             }
             for (id, record) in std::mem::take(&mut self.after_playout) {
@@ -710,6 +816,9 @@ impl InboundCall {
             },
             now,
         )?;
+        for (key, info) in &self.joined_legs {
+            rec.add_leg(*key, info.clone(), now)?;
+        }
         Ok(rec)
     }
 
@@ -789,6 +898,36 @@ fn log_record_failed(s: &RecordingSummary, reason: &str) {
         %reason,
         "recording stopped by an error; what was written is kept"
     );
+}
+
+/// The Call-ID of a SIP input (to tell the caller's dialog from an outbound leg's).
+fn input_call_id(input: &CallInput) -> Option<&str> {
+    match input {
+        CallInput::Request { request, .. } => request.call_id(),
+        CallInput::Response { response, .. } => response.call_id(),
+        _ => None,
+    }
+}
+
+/// Receives on a socket that may not exist yet (pending forever then).
+async fn recv_opt(
+    socket: Option<&tokio::net::UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, std::net::SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Receives from the conference, if the call is in one.
+async fn recv_room(
+    rx: Option<&mut mpsc::Receiver<crate::conference::RoomOutput>>,
+) -> Option<crate::conference::RoomOutput> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

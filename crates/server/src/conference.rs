@@ -24,8 +24,6 @@ use crate::media_leg::FRAME_16K;
 pub(crate) struct JoinRequest {
     /// The leg's uuid (canSpeak/canHear name legs by uuid).
     pub(crate) leg_uuid: String,
-    /// The call it belongs to.
-    pub(crate) call_uuid: String,
     /// For the recording's sidecar.
     pub(crate) from: String,
     /// For the recording's sidecar.

@@ -51,6 +51,9 @@ pub(crate) struct FileConfig {
     pub data: DataSection,
     /// Event queue and the webhook dispatcher.
     pub dispatch: DispatchSection,
+    /// SIP trunks for `connect` to `phone` endpoints (`[[trunk]]`, tried in order).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trunk: Vec<crate::trunks::TrunkConfig>,
 }
 
 /// `[sip]`
@@ -188,6 +191,9 @@ pub(crate) struct RecordingSection {
     pub dir: PathBuf,
     /// How often the file is flushed and its header patched, in milliseconds (≤ 1000).
     pub checkpoint_ms: u64,
+    /// Channels of a conference recording (`conversation` with `record: true`): one per
+    /// participant in joining order, later participants share the last one (1–32).
+    pub conference_channels: u8,
 }
 
 impl Default for RecordingSection {
@@ -195,6 +201,7 @@ impl Default for RecordingSection {
         Self {
             dir: PathBuf::from("./recordings"),
             checkpoint_ms: 500,
+            conference_channels: 8,
         }
     }
 }
@@ -277,6 +284,10 @@ pub(crate) struct Config {
     pub recordings_dir: PathBuf,
     /// Checkpoint interval.
     pub checkpoint_interval: Duration,
+    /// Channels of conference recordings.
+    pub conference_channels: u8,
+    /// Trunks for `phone` endpoints.
+    pub trunks: Vec<crate::trunks::TrunkConfig>,
     /// Local state directory.
     pub data_dir: PathBuf,
     /// Where each call's NCCO comes from when not a file or the default.
@@ -443,6 +454,18 @@ impl Config {
                 ),
             ));
         }
+        if !(1..=32).contains(&fc.recording.conference_channels) {
+            return Err(err(
+                false,
+                "recording.conference_channels",
+                format!("must be 1..=32, got {}", fc.recording.conference_channels),
+            ));
+        }
+        for (i, t) in fc.trunk.iter().enumerate() {
+            if let Err((key, reason)) = t.validate() {
+                return Err(err(false, &format!("trunk[{i}].{key}"), reason));
+            }
+        }
         if fc.sip.max_calls == 0 {
             return Err(err(
                 ov.max_calls.is_some(),
@@ -569,6 +592,8 @@ impl Config {
             ncco_file: fc.ncco.file,
             recordings_dir: fc.recording.dir,
             checkpoint_interval: Duration::from_millis(fc.recording.checkpoint_ms),
+            conference_channels: fc.recording.conference_channels,
+            trunks: fc.trunk,
             data_dir: fc.data.dir,
             answer: fc.ncco.answer_url.map(|url| AnswerConfig {
                 url,

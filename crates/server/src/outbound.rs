@@ -244,16 +244,6 @@ impl OutboundLeg {
         call_id == Some(self.call_id.as_str())
     }
 
-    /// Whether the leg is over.
-    pub(crate) fn is_ended(&self) -> bool {
-        self.state == State::Ended
-    }
-
-    /// Whether the callee has answered (and the leg has not ended).
-    pub(crate) fn is_answered(&self) -> bool {
-        matches!(self.state, State::Answered)
-    }
-
     /// When the leg must be woken even without messages (ringing time-out).
     pub(crate) fn deadline(&self) -> Option<Instant> {
         matches!(self.state, State::Calling | State::Ringing).then_some(self.ring_deadline)
@@ -265,7 +255,7 @@ impl OutboundLeg {
         reorder_delay: Duration,
         seed: u64,
     ) -> anyhow::Result<Option<MediaLeg>> {
-        match (self.rtp.take(), self.negotiated.clone()) {
+        match (self.rtp.take(), self.negotiated) {
             (Some((socket, lease)), Some(n)) => {
                 Ok(Some(MediaLeg::new(socket, lease, n, reorder_delay, seed)?))
             }

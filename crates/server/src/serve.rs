@@ -27,7 +27,15 @@ use crate::supervisor::Supervisor;
 /// NCCO is loaded, naming the action or field, instead of being silently ignored. `talk`
 /// is there only when its text-to-speech program (espeak-ng) can be run.
 pub(crate) fn capabilities() -> Capabilities {
-    let mut actions = vec!["record", "wait", "stream", "input", "notify"];
+    let mut actions = vec![
+        "record",
+        "wait",
+        "stream",
+        "input",
+        "notify",
+        "connect",
+        "conversation",
+    ];
     if crate::playback::tts_available() {
         actions.push("talk");
     }
@@ -35,6 +43,16 @@ pub(crate) fn capabilities() -> Capabilities {
         // espeak-ng has no styles or premium voices to choose from.
         .without_field("talk", "style")
         .without_field("talk", "premium")
+        // connect: SIP URIs and phone numbers through trunks are performed; the rest not yet.
+        .without_value("connect", "endpoint.type", "websocket")
+        .without_value("connect", "endpoint.type", "app")
+        .without_value("connect", "endpoint.type", "vbc")
+        .without_field("connect", "endpoint.dtmfAnswer")
+        .without_field("connect", "endpoint.onAnswer")
+        .without_field("connect", "randomFromNumber")
+        .without_field("connect", "eventType")
+        .without_field("connect", "machineDetection")
+        .without_field("connect", "advancedMachineDetection")
 }
 
 /// Formats `ip:port`, bracketing IPv6.
@@ -179,7 +197,49 @@ pub(crate) async fn run(
     } else {
         None
     };
-    let ctx = Arc::new(ServerContext::new(config.clone(), ncco, events));
+    let (conf_tx, mut conf_rx) = mpsc::unbounded_channel::<RecordingSummary>();
+    let conferences = Arc::new(crate::conference::ConferenceHub::new(
+        crate::conference::ConferenceRecordingConfig {
+            root: config.recordings_dir.clone(),
+            channels: config.conference_channels,
+            checkpoint_interval: config.checkpoint_interval,
+            reorder_delay: config.reorder_delay,
+        },
+        Box::new(move |summary| {
+            let _ = conf_tx.send(summary);
+        }),
+    ));
+    let ctx = Arc::new(ServerContext::new(
+        config.clone(),
+        ncco,
+        events,
+        conferences,
+    ));
+    // Conference recordings end with their conference; their record events go to the
+    // application's event URL.
+    let conf_ctx = Arc::clone(&ctx);
+    tokio::spawn(async move {
+        while let Some(s) = conf_rx.recv().await {
+            info!(
+                event = "record",
+                recording_uuid = %s.recording_uuid,
+                path = %s.path.display(),
+                size = s.size,
+                channels = s.channels,
+                "conference recording finished"
+            );
+            let ev = record_event(&s, conf_ctx.config.http_listen, RecordState::Complete);
+            conf_ctx
+                .events
+                .emit(
+                    &s.call_uuid,
+                    conf_ctx.config.event_url.as_deref(),
+                    conf_ctx.config.event_method,
+                    &ev,
+                )
+                .await;
+        }
+    });
     let invite_ctx = Arc::clone(&ctx);
     let on_invite = Box::new(move |key, request: callmux_sip::Request, peer| {
         let ctx = &invite_ctx;
@@ -193,7 +253,14 @@ pub(crate) async fn run(
             return InviteDecision::Reject(r);
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_inbound(Arc::clone(ctx), key, request, peer, rx));
+        tokio::spawn(run_inbound(
+            Arc::clone(ctx),
+            key,
+            request,
+            peer,
+            tx.clone(),
+            rx,
+        ));
         InviteDecision::Accept(tx)
     });
     let (sip, sip_join) = SipTask::spawn(
@@ -207,8 +274,21 @@ pub(crate) async fn run(
     )?;
     let _ = ctx.sip.set(sip);
 
+    let health_ctx = Arc::clone(&ctx);
+    let healthz = move || {
+        let ctx = Arc::clone(&health_ctx);
+        async move {
+            let ports = ctx.ports.lock().map_or(0, |p| p.in_use());
+            axum::Json(serde_json::json!({
+                "status": "ok",
+                "active_calls": ctx.active_calls.load(Ordering::Relaxed),
+                "rtp_ports_in_use": ports,
+                "conferences": ctx.conferences.len(),
+            }))
+        }
+    };
     let app = crate::recordings_api::routes(
-        axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" })),
+        axum::Router::new().route("/healthz", axum::routing::get(healthz)),
         config.recordings_dir.clone(),
     );
     let http_task = tokio::spawn(async move {

@@ -147,6 +147,8 @@ pub struct Analyzer {
     scratch: Vec<Complex<f32>>,
     power: Vec<f64>,
     state: Vec<ChannelState>,
+    /// The start of a frame whose other samples come in the next `push`.
+    partial: Vec<i16>,
 }
 
 impl Analyzer {
@@ -191,29 +193,52 @@ impl Analyzer {
             scratch,
             power: Vec::with_capacity(fft_len / 2 + 1),
             state,
+            partial: Vec::with_capacity(channels),
         }
     }
 
     /// Adds interleaved samples (a trailing partial frame is ignored).
     pub fn push(&mut self, interleaved: &[i16]) {
-        for frame in interleaved.chunks_exact(self.channels) {
-            for (ch, &s) in frame.iter().enumerate() {
-                let v = f64::from(s);
-                let st = &mut self.state[ch];
-                st.sum_sq += v * v;
-                st.peak = st.peak.max(s.unsigned_abs());
-                st.sub_sum += v * v;
-                st.sub_n += 1;
-                if st.sub_n == self.sub_len {
-                    close_sub(st);
-                }
-                st.win.push(f32::from(s));
-                if st.win.len() == self.win_len {
-                    self.close_window(ch);
-                }
+        let mut rest = interleaved;
+        // Complete a frame split across calls (callers push fixed-size chunks that need not
+        // be a multiple of the channel count).
+        if !self.partial.is_empty() {
+            let need = self.channels - self.partial.len();
+            let take = need.min(rest.len());
+            self.partial.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.partial.len() < self.channels {
+                return;
             }
-            self.frames += 1;
+            let frame = std::mem::take(&mut self.partial);
+            self.push_frame(&frame);
+            self.partial = frame;
+            self.partial.clear();
         }
+        let whole = rest.len() / self.channels * self.channels;
+        for frame in rest[..whole].chunks_exact(self.channels) {
+            self.push_frame(frame);
+        }
+        self.partial.extend_from_slice(&rest[whole..]);
+    }
+
+    fn push_frame(&mut self, frame: &[i16]) {
+        for (ch, &s) in frame.iter().enumerate() {
+            let v = f64::from(s);
+            let st = &mut self.state[ch];
+            st.sum_sq += v * v;
+            st.peak = st.peak.max(s.unsigned_abs());
+            st.sub_sum += v * v;
+            st.sub_n += 1;
+            if st.sub_n == self.sub_len {
+                close_sub(st);
+            }
+            st.win.push(f32::from(s));
+            if st.win.len() == self.win_len {
+                self.close_window(ch);
+            }
+        }
+        self.frames += 1;
     }
 
     fn ms(&self, samples: u64) -> u64 {
@@ -417,5 +442,37 @@ mod tests {
         assert_eq!(a.frames, 1);
         let a = analyze_samples(&[5; 10], 0, 0);
         assert_eq!(a.channels, 1);
+    }
+}
+
+#[cfg(test)]
+mod push_tests {
+    use super::*;
+
+    /// Chunks that split frames (8192 samples of 3-channel audio) keep channels apart.
+    #[test]
+    fn pushes_that_split_frames_keep_channels_aligned() {
+        let frames = 16_000;
+        let mut inter = Vec::with_capacity(frames * 3);
+        for i in 0..frames {
+            let t = i as f64 / 16_000.0;
+            inter.push(((2.0 * std::f64::consts::PI * 440.0 * t).sin() * 8000.0) as i16);
+            inter.push(((2.0 * std::f64::consts::PI * 1000.0 * t).sin() * 8000.0) as i16);
+            inter.push(0);
+        }
+        let mut a = Analyzer::new(3, 16_000);
+        for chunk in inter.chunks(8192) {
+            a.push(chunk);
+        }
+        let r = a.finish();
+        assert_eq!(r.frames, frames as u64);
+        let f0 = r.per_channel[0].dominant_hz.unwrap();
+        let f1 = r.per_channel[1].dominant_hz.unwrap();
+        assert!((f0 - 440.0).abs() < 5.0, "{f0}");
+        assert!((f1 - 1000.0).abs() < 5.0, "{f1}");
+        assert_eq!(r.per_channel[2].voiced_ms, 0);
+        for w in &r.per_channel[0].windows {
+            assert!((w.dominant_hz.unwrap() - 440.0).abs() < 10.0, "{w:?}");
+        }
     }
 }

@@ -47,6 +47,8 @@ pub(super) enum Job {
     PlayFailed { id: ActionId, reason: String },
     /// Something for the runner (the answer to an input).
     Runner(RunnerInput),
+    /// A `ringbackTone` file is ready.
+    RingbackReady { pcm: Vec<i16> },
 }
 
 /// The NCCO's `eventMethod` as the queue's method.
@@ -98,6 +100,7 @@ impl InboundCall {
             // A prompt stopped (barge-in) before it was ready.
             Job::PlayReady { .. } | Job::PlayFailed { .. } => {}
             Job::Runner(input) => runner.handle_input(input, now),
+            Job::RingbackReady { pcm } => self.set_ringback_file(pcm),
         }
     }
 

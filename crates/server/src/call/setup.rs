@@ -183,7 +183,10 @@ pub(super) async fn answer(
     invite: &Request,
     peer: Peer,
     info: CallInfo,
-    inputs: &mut mpsc::UnboundedReceiver<CallInput>,
+    (self_tx, inputs): (
+        mpsc::UnboundedSender<CallInput>,
+        &mut mpsc::UnboundedReceiver<CallInput>,
+    ),
 ) -> Result<InboundCall, u16> {
     let prepared = match prepare(ctx, sip, &key, invite) {
         Ok(p) => p,
@@ -306,5 +309,11 @@ pub(super) async fn answer(
         record_targets: BTreeMap::new(),
         failed_recordings: Vec::new(),
         failure: None,
+        self_tx,
+        connect: None,
+        ringback: None,
+        room: None,
+        joined_legs: Vec::new(),
+        next_leg_key: 1,
     })
 }

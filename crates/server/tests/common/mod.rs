@@ -442,7 +442,10 @@ impl Answerer {
             .spawn()
             .expect("start callmux answer");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&log).unwrap_or_default().contains("answering on") {
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("answering on")
+        {
             assert!(Instant::now() < deadline, "callmux answer did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -489,12 +492,7 @@ impl Drop for Answerer {
 
 /// The dominant frequency of a channel's 100 ms windows between `from_ms` and `to_ms`
 /// that are voiced, or None if none is.
-pub fn tones_between(
-    a: &callmux_record::AudioAnalysis,
-    ch: usize,
-    from_ms: u64,
-    to_ms: u64,
-) -> Vec<f64> {
+pub fn tones_between(a: &AudioAnalysis, ch: usize, from_ms: u64, to_ms: u64) -> Vec<f64> {
     a.per_channel[ch]
         .windows
         .iter()

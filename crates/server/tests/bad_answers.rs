@@ -58,7 +58,7 @@ fn bad_answers_reject_the_call_with_a_reason_and_the_server_stays_up() {
                 &json!([{"action": "connect", "endpoint": [{"type": "app", "user": "a"}]}]),
             ),
             500,
-            "$[0].action",
+            "$[0].endpoint[0].type",
         ),
     ];
     let mut failed_seen = 0;

@@ -288,11 +288,9 @@ fn bad_config_and_bad_ncco_exit_with_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let bad_cfg = dir.path().join("bad.toml");
     std::fs::write(&bad_cfg, "[rtp]\nports = \"9-1\"\n").unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["serve", "--config"])
-        .arg(&bad_cfg)
-        .output()
-        .unwrap();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["serve", "--config"]).arg(&bad_cfg);
+    let out = output_within(cmd, Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -302,11 +300,17 @@ fn bad_config_and_bad_ncco_exit_with_code_2() {
 
     let bad_ncco = dir.path().join("ncco.json");
     std::fs::write(&bad_ncco, r#"[{"action":"record","channels":33}]"#).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["serve", "--sip", "127.0.0.1:0", "--ncco"])
-        .arg(&bad_ncco)
-        .output()
-        .unwrap();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args([
+        "serve",
+        "--sip",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--ncco",
+    ])
+    .arg(&bad_ncco);
+    let out = output_within(cmd, Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("$[0].channels"), "{err}");

@@ -317,18 +317,24 @@ fn invalid_record_fields_are_rejected_at_load_with_their_path() {
         (r#"[{"action":"record","timeOut":8000}]"#, "$[0].timeOut"),
         (r#"[{"action":"record","format":"flac"}]"#, "$[0].format"),
         (
-            r#"[{"action":"conversation","name":"room"}]"#,
-            "$[0].action",
+            r#"[{"action":"connect","endpoint":[{"type":"app","user":"alice"}]}]"#,
+            "$[0].endpoint[0].type",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("n.json");
         std::fs::write(&p, ncco).unwrap();
-        let out = std::process::Command::new(bin())
-            .args(["serve", "--sip", "127.0.0.1:0", "--ncco"])
-            .arg(&p)
-            .output()
-            .unwrap();
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args([
+            "serve",
+            "--sip",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--ncco",
+        ])
+        .arg(&p);
+        let out = output_within(cmd, Duration::from_secs(20));
         assert_eq!(out.status.code(), Some(2), "{ncco}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{ncco}: {err}");

@@ -264,13 +264,16 @@ fn is_user_char(b: u8) -> bool {
 }
 
 fn parse_sip(whole: &str, scheme: Scheme, rest: &str) -> Result<Uri, UriError> {
-    let (main, headers) = match rest.split_once('?') {
-        Some((m, h)) => (m, Some(h)),
-        None => (rest, None),
-    };
-    let (userinfo, hostpart) = match main.split_once('@') {
+    // The first '@' ends the userinfo: the host, parameters and headers cannot hold one,
+    // while the user part may hold '?', ';' and '/' (RFC 3261 §25.1 user-unreserved, as in
+    // RFC 4475 §3.1.1.2), so the headers are split off only after it.
+    let (userinfo, after) = match rest.split_once('@') {
         Some((u, h)) => (Some(u), h),
-        None => (None, main),
+        None => (None, rest),
+    };
+    let (hostpart, headers) = match after.split_once('?') {
+        Some((m, h)) => (m, Some(h)),
+        None => (after, None),
     };
     let (user, password) = match userinfo {
         None => (None, None),
@@ -409,5 +412,28 @@ mod tests {
         ] {
             assert!(Uri::parse(s).is_err(), "{s:?} should be rejected");
         }
+    }
+
+    /// RFC 4475 §3.1.1.2 (intmeth): '?', ';' and '/' belong to the user part when they come
+    /// before the '@'; headers start at the first '?' after it.
+    #[test]
+    fn user_part_may_hold_question_marks() {
+        let u = Uri::parse(
+            "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
+        )
+        .unwrap();
+        assert_eq!(
+            u.user.as_deref(),
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(
+            u.password.as_deref(),
+            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+        );
+        assert_eq!((u.host.as_str(), u.headers), ("example.com", None));
+        let h = Uri::parse("sip:user@example.com;lr?Route=%3Csip:a%3E").unwrap();
+        assert_eq!(h.user.as_deref(), Some("user"));
+        assert_eq!(h.headers.as_deref(), Some("Route=%3Csip:a%3E"));
+        assert_eq!(h.to_string(), "sip:user@example.com;lr?Route=%3Csip:a%3E");
     }
 }

@@ -49,6 +49,36 @@ fn split_head(data: &[u8]) -> Option<(&[u8], &[u8])> {
     None
 }
 
+/// True when the header section holds a control character (other than HTAB, or CR/LF as
+/// line ends) anywhere but as the escaped character of a quoted-pair inside a quoted string:
+/// RFC 3261 §25.1 allows `quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)`, and RFC 4475
+/// §3.1.1.2 (intmeth) sends NUL, BEL and DEL that way in a valid request. The quote state
+/// starts afresh on every header line that is not a continuation.
+fn has_bare_control(head: &str) -> bool {
+    let mut in_quote = false;
+    for line in head.split('\n') {
+        if !line.starts_with([' ', '\t']) {
+            in_quote = false;
+        }
+        let mut escaped = false;
+        for b in line.bytes() {
+            if escaped {
+                escaped = false;
+                continue;
+            }
+            if (b < 0x20 && b != b'\t' && b != b'\r') || b == 0x7f {
+                return true;
+            }
+            if in_quote && b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_quote = !in_quote;
+            }
+        }
+    }
+    false
+}
+
 fn parse_inner(bytes: &[u8], limits: &ParseLimits) -> Result<Message, ParseErrorKind> {
     if bytes.len() > limits.max_message_size {
         return Err(ParseErrorKind::TooLarge {
@@ -63,10 +93,7 @@ fn parse_inner(bytes: &[u8], limits: &ParseLimits) -> Result<Message, ParseError
     let data = bytes.get(start..).ok_or(ParseErrorKind::Empty)?;
     let (head, body) = split_head(data).ok_or(ParseErrorKind::Truncated)?;
     let head = std::str::from_utf8(head).map_err(|_| ParseErrorKind::NonUtf8)?;
-    if head
-        .bytes()
-        .any(|b| (b < 0x20 && b != b'\t' && b != b'\r' && b != b'\n') || b == 0x7f)
-    {
+    if has_bare_control(head) {
         return Err(ParseErrorKind::ControlCharacter);
     }
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));

@@ -160,3 +160,37 @@ fn error_kinds() {
     assert!(e.reason().contains("CSeq"), "{}", e.reason());
     assert!(e.response_context().is_some());
 }
+
+/// RFC 4475 §3.1.1.2 (intmeth): NUL, BEL and DEL are valid as quoted-pairs in a display name;
+/// the same bytes anywhere else in the header section are still refused.
+#[test]
+fn control_characters_only_as_quoted_pairs() {
+    let with_to = |to: &str| {
+        format!(
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:c@d>;tag=1\r\n\
+             To: {to}\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let Message::Request(r) =
+        Message::parse(&with_to("\"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:x@y>")).unwrap()
+    else {
+        panic!("expected a request")
+    };
+    assert_eq!(
+        r.to().unwrap().display.as_deref(),
+        Some("BEL:\x07 NUL:\x00 DEL:\x7f")
+    );
+    for bad in [
+        "<sip:x\x00@y>",
+        "\"NUL:\x00\" <sip:x@y>",
+        "\\\x00 <sip:x@y>",
+        "\"a\" \\\x00 <sip:x@y>",
+    ] {
+        assert_eq!(
+            kind(&with_to(bad)),
+            ParseErrorKind::ControlCharacter,
+            "{bad:?}"
+        );
+    }
+}

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use callmux_media::{
-    parse_rtp, AudioDecoder, AudioEncoder, DtmfGenerator, Negotiated, RtpPacketizer, ToneGenerator,
+    parse_rtp, AudioDecoder, AudioEncoder, DtmfDetector, DtmfGenerator, Negotiated, RtpPacketizer,
+    ToneGenerator,
 };
 use callmux_record::{ChannelLayout, LegKey, RecordingTimeline, TimelineConfig};
 use callmux_sip::{Dialog, Method, Peer};
@@ -125,6 +126,7 @@ impl MediaSession {
         let mut buf = vec![0u8; 2048];
         let mut tick = 0u64;
         let mut dtmf_packets: Vec<Vec<u8>> = Vec::new();
+        let mut dtmf_in = DtmfDetector::new();
         loop {
             let next_tick = start + Duration::from_millis(20 * tick);
             if end.is_some_and(|e| next_tick >= e) {
@@ -171,7 +173,11 @@ impl MediaSession {
                     if let Ok((len, _src)) = r {
                         let now = Instant::now();
                         if let Ok(p) = parse_rtp(buf.get(..len).unwrap_or_default()) {
-                            if p.payload_type == n.audio.pt {
+                            if n.telephone_event.as_ref().is_some_and(|te| te.pt == p.payload_type) {
+                                if let Some(digit) = dtmf_in.push(p.timestamp, p.payload) {
+                                    eprintln!("received DTMF {digit}");
+                                }
+                            } else if p.payload_type == n.audio.pt {
                                 self.received += 1;
                                 if let Some((t, saved)) = self.save.as_mut() {
                                     pcm.clear();

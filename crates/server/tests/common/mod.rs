@@ -420,6 +420,47 @@ impl Sipp {
     }
 }
 
+impl Sipp {
+    /// Starts SIPp as a UAS on `ip:port` (background); returns the child to wait on.
+    pub fn spawn_uas(&self, ip: IpAddr, port: u16, media_port: u16, args: &[&str]) -> Child {
+        Command::new("sipp")
+            .arg("-sf")
+            .arg(&self.scenario)
+            .arg("-i")
+            .arg(ip.to_string())
+            .arg("-p")
+            .arg(port.to_string())
+            .arg("-mi")
+            .arg(ip.to_string())
+            .arg("-mp")
+            .arg(media_port.to_string())
+            .arg("-nostdin")
+            .arg("-timeout")
+            .arg("60s")
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp UAS")
+    }
+}
+
+/// Waits at most `limit` for a child to exit; kills it and returns None on time-out.
+pub fn wait_child(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 /// Writes `seconds` of a `freq` Hz tone as raw 8 kHz µ-law (SIPp rtp_stream input), made
 /// by sox so the encoder under test is not also the one producing the test input.
 pub fn ulaw_tone(dir: &Path, freq: u32, seconds: f64) -> PathBuf {

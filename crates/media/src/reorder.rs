@@ -1,9 +1,11 @@
 //! Per-leg RTP reorder buffer: puts packets back in sequence order, holds a hole open for at
 //! most `delay` and then declares it lost, drops duplicates and packets that come too late.
 //!
-//! Fixed capacity ([`DEFAULT_SLOTS`] packets of up to [`MAX_PAYLOAD`] bytes), preallocated
-//! at construction: `push` copies the payload into a slot, `pop` lends it back, nothing
-//! allocates per packet. Time is an argument.
+//! Fixed capacity ([`DEFAULT_SLOTS`] packets of up to [`MAX_PAYLOAD`] bytes): `push` copies
+//! the payload into a slot, `pop` lends it back. Slots are sized to the largest payload seen
+//! so far (rounded up to 32 bytes, at least doubling), so a G.711 leg holds 64 × 160 bytes,
+//! not 64 × 1500: the arena is reallocated only when a larger payload than ever before
+//! arrives (once or twice per stream), never per packet. Time is an argument.
 //!
 //! Drive it like this after every received packet and on every tick:
 //! `buffer.push(&view, now); while let Some(r) = buffer.pop(now) { ... }`.
@@ -124,7 +126,10 @@ pub struct ReorderBuffer {
     delay: Duration,
     /// Slot metadata; `None` for a slot never used since the last (re)start.
     meta: Box<[Option<Meta>]>,
-    data: Box<[u8]>,
+    /// Payload arena: slot `i` is `data[i * slot_size..][..len]`.
+    data: Vec<u8>,
+    /// Bytes per slot in `data` (0 until the first packet).
+    slot_size: usize,
     /// Sequence number expected next; `None` before the first packet.
     next_seq: Option<u16>,
     ssrc: u32,
@@ -133,7 +138,7 @@ pub struct ReorderBuffer {
     last: Option<(u16, u32)>,
     /// A restart packet and its payload, stored until the old stream has drained.
     pending: Option<Pending>,
-    pending_data: Box<[u8]>,
+    pending_data: Vec<u8>,
     stats: ReorderStats,
 }
 
@@ -153,13 +158,14 @@ impl ReorderBuffer {
         Self {
             delay,
             meta: vec![None; slots].into_boxed_slice(),
-            data: vec![0u8; slots * MAX_PAYLOAD].into_boxed_slice(),
+            data: Vec::new(),
+            slot_size: 0,
             next_seq: None,
             ssrc: 0,
             held_count: 0,
             last: None,
             pending: None,
-            pending_data: vec![0u8; MAX_PAYLOAD].into_boxed_slice(),
+            pending_data: Vec::new(),
             stats: ReorderStats::default(),
         }
     }
@@ -310,8 +316,40 @@ impl ReorderBuffer {
         })
     }
 
+    /// Bytes of payload storage held (for memory accounting).
+    pub fn payload_capacity(&self) -> usize {
+        self.data.len() + self.pending_data.capacity()
+    }
+
+    /// Makes every slot hold at least `len` bytes, keeping what the held slots contain.
+    fn grow(&mut self, len: usize) {
+        if len <= self.slot_size {
+            return;
+        }
+        let new = len
+            .next_multiple_of(32)
+            .max(2 * self.slot_size)
+            .min(MAX_PAYLOAD)
+            .max(len);
+        let mut data = vec![0u8; self.slots() * new];
+        for (i, m) in self.meta.iter().enumerate() {
+            if let Some(m) = m {
+                let (from, to) = (i * self.slot_size, i * new);
+                if let (Some(dst), Some(src)) = (
+                    data.get_mut(to..to + m.len),
+                    self.data.get(from..from + m.len),
+                ) {
+                    dst.copy_from_slice(src);
+                }
+            }
+        }
+        self.data = data;
+        self.slot_size = new;
+    }
+
     fn store(&mut self, i: usize, meta: Meta, payload: &[u8]) {
-        let start = i * MAX_PAYLOAD;
+        self.grow(payload.len());
+        let start = i * self.slot_size;
         if let Some(dst) = self.data.get_mut(start..start + payload.len()) {
             dst.copy_from_slice(payload);
         }
@@ -330,7 +368,7 @@ impl ReorderBuffer {
         self.held_count = self.held_count.saturating_sub(1);
         self.next_seq = Some(m.seq.wrapping_add(1));
         self.last = Some((m.seq, m.timestamp));
-        let start = i * MAX_PAYLOAD;
+        let start = i * self.slot_size;
         let payload = self.data.get(start..start + m.len).unwrap_or(&[]);
         Some(Released::Packet {
             seq: m.seq,
@@ -365,9 +403,8 @@ impl ReorderBuffer {
             self.start_stream(meta, payload);
             return PushOutcome::Restarted;
         }
-        if let Some(dst) = self.pending_data.get_mut(..payload.len()) {
-            dst.copy_from_slice(payload);
-        }
+        self.pending_data.clear();
+        self.pending_data.extend_from_slice(payload);
         self.pending = Some(Pending { meta });
         PushOutcome::Restarted
     }
@@ -388,7 +425,8 @@ impl ReorderBuffer {
             self.next_seq = Some(meta.seq);
             self.last = None;
             let i = index(meta.seq, self.slots());
-            let start = i * MAX_PAYLOAD;
+            self.grow(meta.len);
+            let start = i * self.slot_size;
             if let (Some(dst), Some(src)) = (
                 self.data.get_mut(start..start + meta.len),
                 self.pending_data.get(..meta.len),

@@ -348,3 +348,34 @@ fn seeded_network_emulation() {
     assert_eq!(b.stats().restarts, 0);
     assert!(b.stats().duplicates > 0);
 }
+
+#[test]
+fn slots_are_sized_to_the_payloads_seen_and_growing_keeps_held_packets() {
+    let t0 = Instant::now();
+    let mut b = ReorderBuffer::new(DELAY);
+    assert_eq!(b.payload_capacity(), 0, "nothing before the first packet");
+    // A G.711 leg: 160-byte payloads take 64 × 160 bytes, not 64 × MAX_PAYLOAD.
+    for seq in 0..100u16 {
+        b.push(&view(seq, 1, &[seq as u8; 160]), t0);
+        drain(&mut b, t0);
+    }
+    assert_eq!(b.payload_capacity(), DEFAULT_SLOTS * 160);
+    // Hold 101..=103 behind a hole at 100, then a bigger packet grows every slot.
+    for seq in 101..104u16 {
+        b.push(&view(seq, 1, &[seq as u8; 160]), t0);
+    }
+    b.push(&view(104, 1, &[104; 700]), t0);
+    b.push(&view(100, 1, &[100; 20]), t0);
+    let mut got = Vec::new();
+    while let Some(r) = b.pop(t0) {
+        if let Released::Packet { seq, payload, .. } = r {
+            assert!(payload.iter().all(|&x| x == seq as u8), "payload of {seq}");
+            got.push((seq, payload.len()));
+        }
+    }
+    assert_eq!(
+        got,
+        [(100, 20), (101, 160), (102, 160), (103, 160), (104, 700)]
+    );
+    assert_eq!(b.payload_capacity(), DEFAULT_SLOTS * 704);
+}

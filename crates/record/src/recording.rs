@@ -290,7 +290,8 @@ impl Recording {
             sidecar,
             timeline: RecordingTimeline::new(params.layout, params.timeline, now),
             sink: Some(sink),
-            buf: Vec::with_capacity(usize::from(channels) * 16_000 / 5),
+            // 100 ms of frames; a drain after a held-back stretch grows it once.
+            buf: Vec::with_capacity(usize::from(channels) * 1_600),
             start: now,
             checkpoint_interval: params.checkpoint_interval,
             last_checkpoint: now,

@@ -9,8 +9,10 @@ mod source;
 use std::time::{Duration, Instant};
 
 use crate::layout::{ChannelLayout, LegKey, Route, SAMPLE_RATE};
-use ring::MixRing;
-use source::{Arrival, PlayedSource, ReceivedSource, Reject, SourceParams};
+use ring::{MixRing, Placed};
+use source::{
+    Arrival, Located, Placement, PlayedSource, ReceivedSource, Reject, SourceParams, Which,
+};
 
 /// Tuning of a [`RecordingTimeline`]. Out-of-range values are clamped by
 /// [`RecordingTimeline::new`] (see each field).
@@ -34,6 +36,17 @@ pub struct TimelineConfig {
     /// Consecutive wholly-late packets after which a source re-syncs to the current arrival
     /// (the network delay stepped up by more than `reorder_delay`). Default 3; at least 1.
     pub late_resync_packets: u32,
+    /// How long a new source (a leg's first packet, or a new SSRC) is watched before its
+    /// anchor is fixed: its packets are kept unplaced meanwhile and the anchor is the
+    /// earliest (arrival − RTP position) seen, so a first packet that was processed late
+    /// does not put the source late (which a later correction would fix by cutting audio).
+    /// Default 100 ms; clamped to 0..=500 ms (0: anchor on the first packet).
+    pub anchor_window: Duration,
+    /// How far (after the end of its newest audio) a received source that has fallen
+    /// behind real time holds finality back, so a backlog read after a scheduling stall,
+    /// a burst after a network hiccup, or packets released after a loss are placed, not
+    /// dropped as late. Default 250 ms; clamped to 0..=1 s.
+    pub stall_hold: Duration,
 }
 
 impl Default for TimelineConfig {
@@ -45,6 +58,8 @@ impl Default for TimelineConfig {
             drift_window: Duration::from_secs(2),
             played_gap: Duration::from_millis(60),
             late_resync_packets: 3,
+            anchor_window: Duration::from_millis(100),
+            stall_hold: Duration::from_millis(250),
         }
     }
 }
@@ -119,6 +134,67 @@ struct Leg {
     received: ReceivedSource,
     played: PlayedSource,
     stats: LegStats,
+    stage: Stage,
+}
+
+/// Packets of a source whose anchor is still being chosen, in arrival order. Allocated
+/// once per leg (`anchor_window` plus a margin); when full, the source commits early.
+#[derive(Default)]
+struct Stage {
+    pcm: Vec<i16>,
+    /// (extended timestamp, start in `pcm`, length).
+    packets: Vec<(i64, usize, usize)>,
+}
+
+impl Stage {
+    fn with_capacity(samples: usize) -> Self {
+        Self {
+            pcm: Vec::with_capacity(samples),
+            packets: Vec::with_capacity(STAGE_PACKETS),
+        }
+    }
+
+    fn push(&mut self, ext: i64, pcm: &[i16]) -> bool {
+        if self.pcm.len() + pcm.len() > self.pcm.capacity() || self.packets.len() >= STAGE_PACKETS {
+            return false;
+        }
+        self.packets.push((ext, self.pcm.len(), pcm.len()));
+        self.pcm.extend_from_slice(pcm);
+        true
+    }
+}
+
+/// Most packets staged per source (100 ms of 2.5 ms Opus frames would be 40).
+const STAGE_PACKETS: usize = 64;
+
+/// Counts one placement in the leg's stats and tells the source what was placed.
+fn account(l: &mut Leg, pl: Placement, which: Which, placed: Placed, len: usize) {
+    l.received.placed(which, pl, placed.placed, len);
+    let s = &mut l.stats;
+    s.frames_placed += u64::from(placed.placed > 0);
+    s.samples_placed += placed.placed as u64;
+    s.late_samples += placed.late as u64;
+    s.late_frames += u64::from(placed.placed == 0 && placed.late > 0);
+    s.overflow_samples += placed.overflow as u64;
+    s.cut_samples += pl.cut as u64;
+}
+
+/// Places a leg's staged packets with its now fixed anchor.
+fn commit(l: &mut Leg, ring: &mut MixRing) {
+    if !l.received.commit(ring.base()) {
+        return;
+    }
+    let ch = usize::from(l.route.received);
+    for i in 0..l.stage.packets.len() {
+        let (ext, start, len) = l.stage.packets[i];
+        let Some(pl) = l.received.placement_of(ext, len) else {
+            break;
+        };
+        let placed = ring.place(ch, pl.pos, &l.stage.pcm[start..start + len]);
+        account(l, pl, Which::Current, placed, len);
+    }
+    l.stage.pcm.clear();
+    l.stage.packets.clear();
 }
 
 /// One recording's timeline (see the module docs and docs/recording.md).
@@ -126,12 +202,20 @@ pub struct RecordingTimeline {
     layout: ChannelLayout,
     start: Instant,
     reorder: i64,
+    anchor_window: i64,
+    stall_hold: i64,
+    stage_samples: usize,
     played_gap: i64,
     params: SourceParams,
     ring: MixRing,
     legs: Vec<Leg>,
     unknown_leg_frames: u64,
 }
+
+/// How far ahead of its arrival a packet may map and still be placed (further: re-anchor).
+const LEAD: Duration = Duration::from_millis(500);
+/// The longest packet the ring leaves room for (Opus allows 120 ms).
+const MAX_PACKET: Duration = Duration::from_millis(120);
 
 /// Converts a duration to 16 kHz samples.
 pub(crate) fn samples_of(d: Duration) -> i64 {
@@ -148,22 +232,39 @@ impl RecordingTimeline {
         };
         let reorder = samples_of(clamp(config.reorder_delay, 0, 1000));
         let max_jump = samples_of(clamp(config.max_jump, 100, 10_000));
+        let anchor_window = samples_of(clamp(config.anchor_window, 0, 500));
+        let stall_hold = samples_of(clamp(config.stall_hold, 0, 1000));
+        // The ring spans from the oldest position not yet final to the furthest a packet
+        // may reach: finality trails `now` by at most a staging window on top of the larger
+        // of the reorder delay and a stall hold; packets may map up to LEAD ahead of their
+        // arrival (further is a timestamp jump: re-anchored, not dropped), plus one packet.
+        // With the defaults: 350 + 500 + 120 ms → 16 384 samples (1.02 s, 64 KiB a channel).
+        let lag = anchor_window + reorder.max(stall_hold);
+        let lead = samples_of(LEAD);
+        let packet = samples_of(MAX_PACKET);
+        let cap = (lag + lead + packet).max(1024) as usize;
+        let cap = cap.next_power_of_two();
+        let max_ahead = (cap as i64 - lag - packet).min(max_jump);
         let params = SourceParams {
             max_jump,
+            max_ahead,
+            staged_anchor: anchor_window > 0,
             drift_threshold: samples_of(clamp(config.drift_threshold, 1, 10)),
             drift_window: samples_of(clamp(config.drift_window, 200, 10_000)),
             late_resync_packets: config.late_resync_packets.max(1),
         };
-        // Room for the reorder delay, the furthest a packet may map ahead of its arrival,
-        // and some slack for a driver that polls late.
-        let cap = reorder + max_jump + samples_of(Duration::from_millis(500));
         Self {
             layout,
             start,
             reorder,
+            anchor_window,
+            stall_hold,
+            // The window's worth of packets arriving on time, as much again for a burst,
+            // and one long packet.
+            stage_samples: (2 * anchor_window + packet) as usize,
             played_gap: samples_of(config.played_gap.min(Duration::from_secs(10))),
             params,
-            ring: MixRing::new(usize::from(layout.channels()), cap as usize),
+            ring: MixRing::new(usize::from(layout.channels()), cap),
             legs: Vec::new(),
             unknown_leg_frames: 0,
         }
@@ -202,6 +303,11 @@ impl RecordingTimeline {
             return l.route.received;
         }
         let route = self.layout.route(self.legs.len());
+        let stage = if self.params.staged_anchor {
+            Stage::with_capacity(self.stage_samples)
+        } else {
+            Stage::default()
+        };
         self.legs.push(Leg {
             key: leg,
             route,
@@ -213,6 +319,7 @@ impl RecordingTimeline {
                 channel: route.received,
                 ..LegStats::default()
             },
+            stage,
         });
         route.received
     }
@@ -220,6 +327,8 @@ impl RecordingTimeline {
     /// Removes a leg: its later packets are ignored; audio already placed stays.
     pub fn remove_leg(&mut self, leg: LegKey, _now: Instant) {
         if let Some(l) = self.legs.iter_mut().find(|l| l.key == leg) {
+            // What it sent before leaving is kept.
+            commit(l, &mut self.ring);
             l.active = false;
             l.received.reset();
             l.played.reset();
@@ -249,7 +358,6 @@ impl RecordingTimeline {
         if pcm.is_empty() {
             return;
         }
-        let base = self.ring.base();
         let packet = Arrival {
             ssrc,
             ts: rtp_ts,
@@ -257,29 +365,40 @@ impl RecordingTimeline {
             pos: arrival_pos,
             len: pcm.len(),
         };
-        let located = l.received.locate(&self.params, packet, base);
-        let s = &mut l.stats;
-        match located {
-            Ok((pl, which)) => {
-                let body = pl.pos + pl.cut as i64;
-                let placed = self
-                    .ring
-                    .place(usize::from(l.route.received), body, &pcm[pl.cut..]);
-                l.received.placed(which, pl, placed.placed, pcm.len());
-                s.frames_placed += u64::from(placed.placed > 0);
-                s.samples_placed += placed.placed as u64;
-                s.late_samples += placed.late as u64;
-                s.late_frames += u64::from(placed.placed == 0 && placed.late > 0);
-                s.overflow_samples += placed.overflow as u64;
-                s.cut_samples += pl.cut as u64;
-            }
-            Err(Reject::Late) => {
-                s.late_frames += 1;
-                s.late_samples += pcm.len() as u64;
-            }
-            Err(Reject::Duplicate) => s.duplicate_frames += 1,
-            Err(Reject::Invalid) => s.invalid_frames += 1,
+        if l.received.breaks_staging(&self.params, &packet) {
+            commit(l, &mut self.ring);
         }
+        let located = l.received.locate(&self.params, packet, self.ring.base());
+        let ch = usize::from(l.route.received);
+        let (pl, which) = match located {
+            Ok(Located::Place(pl, which)) => (pl, which),
+            Ok(Located::Stage { ext }) => {
+                if l.stage.push(ext, pcm) {
+                    return;
+                }
+                // No room to wait any longer: fix the anchor now and place this one too.
+                commit(l, &mut self.ring);
+                match l.received.placement_of(ext, pcm.len()) {
+                    Some(pl) => (pl, Which::Current),
+                    None => return,
+                }
+            }
+            Err(reject) => {
+                let s = &mut l.stats;
+                match reject {
+                    Reject::Late => {
+                        s.late_frames += 1;
+                        s.late_samples += pcm.len() as u64;
+                    }
+                    Reject::Duplicate => s.duplicate_frames += 1,
+                    Reject::Invalid => s.invalid_frames += 1,
+                }
+                return;
+            }
+        };
+        let body = pl.pos + pl.cut as i64;
+        let placed = self.ring.place(ch, body, &pcm[pl.cut..]);
+        account(l, pl, which, placed, pcm.len());
     }
 
     /// Audio callmux played to the leg (beep, talk, stream, ringback), pushed as it is sent.
@@ -304,7 +423,7 @@ impl RecordingTimeline {
             arrival_pos,
             pcm.len(),
             self.played_gap,
-            self.params.max_jump,
+            self.params.max_ahead,
         );
         let placed = self.ring.place(usize::from(ch), pos, pcm);
         l.stats.played_frames += 1;
@@ -312,15 +431,38 @@ impl RecordingTimeline {
         l.stats.overflow_samples += placed.overflow as u64;
     }
 
-    /// Appends every frame that is final at `now` (older than `reorder_delay`) to `out`,
-    /// interleaved, zeros where nothing was placed; returns the number of frames appended.
+    /// Appends every frame that is final at `now` to `out`, interleaved, zeros where
+    /// nothing was placed; returns the number of frames appended. A position is final
+    /// `reorder_delay` after its instant, unless a received source holds it open: one
+    /// still choosing its anchor (`anchor_window`), or one behind real time (a backlog
+    /// being read after a stall, packets released after a loss; up to `stall_hold` after
+    /// the end of its newest audio). So call it after pushing everything that was read;
+    /// calling it before (e.g. on a timer that fired first after a stall) loses nothing.
     pub fn drain(&mut self, now: Instant, out: &mut Vec<i16>) -> usize {
-        let until = self.position(now) - self.reorder;
+        let now_pos = self.position(now);
+        let mut until = now_pos - self.reorder;
+        for l in &mut self.legs {
+            if !l.active {
+                continue;
+            }
+            if l.received
+                .stage_started()
+                .is_some_and(|t| now_pos - t >= self.anchor_window)
+            {
+                commit(l, &mut self.ring);
+            }
+            if let Some(hold) = l.received.hold(now_pos, self.reorder, self.stall_hold) {
+                until = until.min(hold);
+            }
+        }
         self.ring.emit(until, out)
     }
 
     /// Appends every frame up to `now`, final or not (the recording ends).
     pub fn finish(&mut self, now: Instant, out: &mut Vec<i16>) -> usize {
+        for l in &mut self.legs {
+            commit(l, &mut self.ring);
+        }
         let until = self.position(now);
         self.ring.emit(until, out)
     }

@@ -10,6 +10,10 @@ use std::time::Duration;
 use callmux_webhook::{HttpMethod, QueueSpec, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
+mod security;
+
+pub(crate) use self::security::{ApiSettings, TlsListen, UserConfig};
+
 /// A configuration mistake: which file, which key, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConfigError {
@@ -54,6 +58,9 @@ pub(crate) struct FileConfig {
     /// SIP trunks for `connect` to `phone` endpoints (`[[trunk]]`, tried in order).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trunk: Vec<crate::trunks::TrunkConfig>,
+    /// SIP users for digest authentication (`[[user]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user: Vec<UserConfig>,
 }
 
 /// `[sip]`
@@ -66,6 +73,35 @@ pub(crate) struct SipSection {
     pub user_agent: String,
     /// Concurrent calls accepted before new INVITEs get 503.
     pub max_calls: u32,
+    /// Address for SIP over TLS (needs `tls_cert` and `tls_key`).
+    pub tls_listen: Option<String>,
+    /// PEM certificate chain for SIP over TLS (leaf first).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    pub tls_key: Option<PathBuf>,
+    /// Sources allowed to send INVITEs (CIDR blocks or addresses); empty = anyone, unless
+    /// a trunk has an `acl`.
+    pub acl: Vec<String>,
+    /// `off`, or `required`: INVITEs must carry digest credentials of a `[[user]]`
+    /// (trunks with an `acl` are trusted by address instead).
+    pub auth: String,
+    /// Digest realm.
+    pub realm: String,
+    /// Digest algorithms offered, most preferred first (`SHA-256`, `MD5`, and their
+    /// `-sess` forms).
+    pub auth_algorithms: Vec<String>,
+    /// Seconds a digest nonce stays usable.
+    pub nonce_ttl_s: u64,
+    /// Failed digest attempts a source may make at once …
+    pub auth_fail_burst: u32,
+    /// … and per minute after that; then every attempt from it gets 403.
+    pub auth_fail_per_minute: u32,
+    /// New INVITEs per second per source (0 = unlimited); above it, 503 with Retry-After.
+    pub invite_rate: f64,
+    /// INVITEs a source may send at once.
+    pub invite_burst: u32,
+    /// Seconds a source that keeps sending over the limit is ignored (0 = never).
+    pub invite_ban_s: u64,
 }
 
 impl Default for SipSection {
@@ -74,6 +110,19 @@ impl Default for SipSection {
             listen: "127.0.0.1:5060".into(),
             user_agent: format!("callmux/{}", env!("CARGO_PKG_VERSION")),
             max_calls: 2000,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            acl: Vec::new(),
+            auth: "off".into(),
+            realm: "callmux".into(),
+            auth_algorithms: vec!["SHA-256".into(), "MD5".into()],
+            nonce_ttl_s: 300,
+            auth_fail_burst: 10,
+            auth_fail_per_minute: 10,
+            invite_rate: 20.0,
+            invite_burst: 40,
+            invite_ban_s: 60,
         }
     }
 }
@@ -107,14 +156,33 @@ impl Default for RtpSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct HttpSection {
-    /// Address of the HTTP API (`/healthz`).
+    /// Address of the HTTP API (`/healthz`, `/v1/…`).
     pub listen: String,
+    /// Base URL of `recording_url`s, as applications reach this server
+    /// [default: `http://{listen}`].
+    pub public_url: Option<String>,
+    /// The application whose JWTs the recordings API accepts (`application_id` claim).
+    pub application_id: Option<String>,
+    /// PEM file with the application's RSA key: public, or private (its public half is used).
+    pub application_key: Option<PathBuf>,
+    /// Serve the recordings API without tokens (local demos only).
+    pub recordings_api_open: bool,
+    /// Clock skew allowed on token times, in seconds.
+    pub jwt_leeway_s: u64,
+    /// Longest token lifetime (`exp - iat`) accepted, in seconds.
+    pub jwt_max_lifetime_s: u64,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            application_id: None,
+            application_key: None,
+            recordings_api_open: false,
+            jwt_leeway_s: 30,
+            jwt_max_lifetime_s: 86_400,
         }
     }
 }
@@ -194,6 +262,11 @@ pub(crate) struct RecordingSection {
     /// Channels of a conference recording (`conversation` with `record: true`): one per
     /// participant in joining order, later participants share the last one (1–32).
     pub conference_channels: u8,
+    /// Days a recording is kept after it ended; then the file and its sidecar are deleted
+    /// (0 = keep for ever).
+    pub retention_days: u64,
+    /// Seconds between retention sweeps (the first runs at start-up).
+    pub sweep_interval_s: u64,
 }
 
 impl Default for RecordingSection {
@@ -202,6 +275,8 @@ impl Default for RecordingSection {
             dir: PathBuf::from("./recordings"),
             checkpoint_ms: 500,
             conference_channels: 8,
+            retention_days: 30,
+            sweep_interval_s: 3600,
         }
     }
 }
@@ -257,6 +332,30 @@ pub(crate) struct Overrides {
     pub data: Option<PathBuf>,
     /// `--max-calls`
     pub max_calls: Option<u32>,
+    /// `--public-url`
+    pub public_url: Option<String>,
+    /// `--application-id`
+    pub application_id: Option<String>,
+    /// `--application-key`
+    pub application_key: Option<PathBuf>,
+    /// `--recordings-api-open`
+    pub recordings_api_open: bool,
+    /// `--retention-days`
+    pub retention_days: Option<u64>,
+    /// `--sip-tls`
+    pub tls_listen: Option<String>,
+    /// `--tls-cert`
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`
+    pub tls_key: Option<PathBuf>,
+    /// `--sip-auth`
+    pub sip_auth: Option<String>,
+    /// `--user NAME:PASSWORD` (added to the file's `[[user]]`s)
+    pub users: Vec<String>,
+    /// `--acl CIDR` (replaces `[sip] acl`)
+    pub acl: Vec<String>,
+    /// `--invite-rate`
+    pub invite_rate: Option<f64>,
 }
 
 /// The validated configuration the server runs with.
@@ -306,6 +405,16 @@ pub(crate) struct Config {
     pub spawn_dispatcher: bool,
     /// Delivery settings for `callmux dispatch`.
     pub dispatch: DispatchSettings,
+    /// SIP over TLS, when configured.
+    pub tls: Option<TlsListen>,
+    /// ACLs, digest authentication and the INVITE rate limit.
+    pub security: crate::security::SecuritySettings,
+    /// The recordings HTTP API.
+    pub api: ApiSettings,
+    /// How long recordings are kept (None: for ever).
+    pub retention: Option<Duration>,
+    /// Time between retention sweeps.
+    pub sweep_interval: Duration,
 }
 
 /// The answer URL settings.
@@ -410,6 +519,7 @@ impl Config {
         if let Some(v) = ov.max_calls {
             fc.sip.max_calls = v;
         }
+        security::apply_overrides(&mut fc, ov);
 
         let sip_listen = parse_socket_addr(&fc.sip.listen, 5060)
             .map_err(|r| err(ov.sip.is_some(), "sip.listen", r))?;
@@ -578,6 +688,7 @@ impl Config {
             lease: Duration::from_millis(d.lease_ms),
             request_timeout: Duration::from_millis(d.request_timeout_ms),
         };
+        let sec = security::resolve(&fc, ov, http_listen, &err)?;
 
         Ok(Self {
             sip_listen,
@@ -607,6 +718,11 @@ impl Config {
             signature_secret: fc.dispatch.signature_secret,
             spawn_dispatcher: fc.dispatch.spawn,
             dispatch,
+            tls: sec.tls,
+            security: sec.security,
+            api: sec.api,
+            retention: sec.retention,
+            sweep_interval: sec.sweep_interval,
         })
     }
 }

@@ -1,5 +1,10 @@
 //! `callmux inspect FILE`: what is in a recording: format, duration, the channel map from
 //! its sidecar, and per channel its level, voiced/silent time and dominant frequency.
+//! With `--png OUT.png`, also a picture: one waveform panel per channel with the legs'
+//! labels and join/leave markers (see `inspect/waveform.rs`).
+
+mod font;
+mod waveform;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +21,12 @@ pub(crate) struct InspectArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also draw the recording: one waveform panel per channel, labelled with its legs.
+    #[arg(long, value_name = "OUT.png")]
+    png: Option<PathBuf>,
+    /// Width of the --png image in pixels.
+    #[arg(long, default_value_t = 1200, requires = "png")]
+    width: u32,
 }
 
 /// Prints the analysis; exit code 0, or an error if the file cannot be read.
@@ -31,12 +42,31 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let png = match &args.png {
+        Some(out) => Some(
+            waveform::render(
+                &waveform::Input {
+                    file: &args.file,
+                    analysis: &analysis.audio,
+                    format: &analysis.format,
+                    sidecar: sidecar.as_ref(),
+                },
+                out,
+                args.width,
+            )
+            .with_context(|| format!("cannot draw {}", out.display()))?,
+        ),
+        None => None,
+    };
     if args.json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "file": args.file,
             "analysis": analysis,
             "sidecar": sidecar,
         });
+        if let (Some(out), Some(w)) = (&args.png, &png) {
+            v["png"] = serde_json::json!({ "path": out, "image": w });
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -82,6 +112,15 @@ pub(crate) fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             ch.dominant_hz
                 .map_or_else(|| "-".to_string(), |f| format!("{f:.0} Hz")),
             legs
+        );
+    }
+    if let (Some(out), Some(w)) = (&args.png, &png) {
+        println!(
+            "  png {}  {}x{}  {} panel(s)",
+            out.display(),
+            w.width,
+            w.height,
+            w.panels
         );
     }
     Ok(ExitCode::SUCCESS)

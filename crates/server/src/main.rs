@@ -17,9 +17,12 @@ mod media_leg;
 mod outbound;
 mod playback;
 mod recordings_api;
+mod security;
 mod serve;
 mod sip_task;
 mod supervisor;
+mod sweeper;
+mod tls;
 mod trunks;
 mod ua;
 
@@ -53,7 +56,7 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the SIP/RTP server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Deliver queued events to the application's webhooks (a separate process).
     Dispatch(dispatch::DispatchArgs),
     /// Place a call (a small SIP UAC that streams a tone or a WAV file).
@@ -120,6 +123,48 @@ struct ServeArgs {
     /// Concurrent calls before new INVITEs get 503 [default: 2000].
     #[arg(long, env = "CALLMUX_MAX_CALLS")]
     max_calls: Option<u32>,
+    /// Base URL of recording_url in record events [default: http://{--http}].
+    #[arg(long, env = "CALLMUX_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Application id whose RS256 JWTs the recordings API accepts.
+    #[arg(long, env = "CALLMUX_APPLICATION_ID")]
+    application_id: Option<String>,
+    /// The application's RSA key (PEM, public or private) for the recordings API.
+    #[arg(long, env = "CALLMUX_APPLICATION_KEY")]
+    application_key: Option<PathBuf>,
+    /// Serve the recordings API without tokens (local demos only).
+    #[arg(long, env = "CALLMUX_RECORDINGS_API_OPEN")]
+    recordings_api_open: bool,
+    /// Days recordings are kept, 0 = for ever [default: 30].
+    #[arg(long, env = "CALLMUX_RETENTION_DAYS")]
+    retention_days: Option<u64>,
+    /// SIP over TLS address (with --tls-cert and --tls-key).
+    #[arg(long, env = "CALLMUX_SIP_TLS")]
+    sip_tls: Option<String>,
+    /// PEM certificate chain for SIP over TLS.
+    #[arg(long, env = "CALLMUX_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for SIP over TLS.
+    #[arg(long, env = "CALLMUX_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Digest authentication of INVITEs: off or required [default: off].
+    #[arg(long, env = "CALLMUX_SIP_AUTH")]
+    sip_auth: Option<String>,
+    /// A SIP user NAME:PASSWORD for digest authentication (repeatable; visible in `ps`:
+    /// prefer [[user]] in the config file).
+    #[arg(
+        long = "user",
+        env = "CALLMUX_USERS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    users: Vec<String>,
+    /// Source allowed to send INVITEs, as CIDR (repeatable; replaces [sip] acl).
+    #[arg(long = "acl", env = "CALLMUX_ACL", value_delimiter = ',')]
+    acl: Vec<String>,
+    /// New INVITEs per second per source, 0 = unlimited [default: 20].
+    #[arg(long, env = "CALLMUX_INVITE_RATE")]
+    invite_rate: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +182,7 @@ fn main() -> ExitCode {
     init_logging(&cli.log, cli.log_format);
     match cli.command {
         Command::Serve(args) => {
+            let args = *args;
             let overrides = config::Overrides {
                 sip: args.sip,
                 http: args.http,
@@ -154,6 +200,18 @@ fn main() -> ExitCode {
                 recordings: args.recordings,
                 data: args.data,
                 max_calls: args.max_calls,
+                public_url: args.public_url,
+                application_id: args.application_id,
+                application_key: args.application_key,
+                recordings_api_open: args.recordings_api_open,
+                retention_days: args.retention_days,
+                tls_listen: args.sip_tls,
+                tls_cert: args.tls_cert,
+                tls_key: args.tls_key,
+                sip_auth: args.sip_auth,
+                users: args.users,
+                acl: args.acl,
+                invite_rate: args.invite_rate,
             };
             let cfg = match config::Config::load(args.config.as_deref(), &overrides) {
                 Ok(c) => c,

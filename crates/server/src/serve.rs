@@ -20,7 +20,9 @@ use callmux_webhook::{RecordEvent, RecordState, Timestamp};
 use crate::call::{run_inbound, ServerContext};
 use crate::config::{Config, ConfigError};
 use crate::events::EventSink;
-use crate::sip_task::{InviteDecision, SipTask, SipTransports};
+use crate::recordings_api::ApiState;
+use crate::security::{GateCounters, InviteGate};
+use crate::sip_task::{InviteDecision, ServerSecurity, SipTask, SipTransports};
 use crate::supervisor::Supervisor;
 
 /// What this build of the server performs. Anything else in an NCCO is rejected when the
@@ -130,6 +132,7 @@ pub(crate) async fn run(
     config_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let ncco = load_ncco(&config)?;
+    crate::recordings_api::set_public_url(&config.api.public_url);
     if !crate::playback::tts_available() {
         warn!(
             program = crate::playback::TTS_PROGRAM,
@@ -191,6 +194,15 @@ pub(crate) async fn run(
     let http = TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("cannot bind HTTP {}", config.http_listen))?;
+    let tls = match &config.tls {
+        Some(t) => Some((
+            TcpListener::bind(t.listen)
+                .await
+                .with_context(|| format!("cannot bind SIP TLS {}", t.listen))?,
+            tokio_rustls::TlsAcceptor::from(Arc::clone(&t.config)),
+        )),
+        None => None,
+    };
 
     let supervisor = if config.spawn_dispatcher && needs_dispatcher(&config, &ncco) {
         Some(Supervisor::start(&config, config_file)?)
@@ -263,11 +275,21 @@ pub(crate) async fn run(
         ));
         InviteDecision::Accept(tx)
     });
-    let (sip, sip_join) = SipTask::spawn(
+    let gate_counters = Arc::new(GateCounters::default());
+    let gate = InviteGate::new(
+        config.security.clone(),
+        &nonce_secret(),
+        Arc::clone(&gate_counters),
+    );
+    let (sip, sip_join) = SipTask::spawn_secured(
         SipTransports {
             udp,
             tcp: Some(tcp),
             user_agent: config.user_agent.clone(),
+        },
+        ServerSecurity {
+            tls,
+            gate: Some(gate),
         },
         on_invite,
         ctx.next_seed(),
@@ -275,8 +297,10 @@ pub(crate) async fn run(
     let _ = ctx.sip.set(sip);
 
     let health_ctx = Arc::clone(&ctx);
+    let health_gate = Arc::clone(&gate_counters);
     let healthz = move || {
         let ctx = Arc::clone(&health_ctx);
+        let gate = Arc::clone(&health_gate);
         async move {
             let ports = ctx.ports.lock().map_or(0, |p| p.in_use());
             axum::Json(serde_json::json!({
@@ -284,13 +308,27 @@ pub(crate) async fn run(
                 "active_calls": ctx.active_calls.load(Ordering::Relaxed),
                 "rtp_ports_in_use": ports,
                 "conferences": ctx.conferences.len(),
+                "sip_security": gate.snapshot(),
             }))
         }
     };
+    let api = Arc::new(ApiState::new(
+        config.recordings_dir.clone(),
+        config.api.public_url.clone(),
+        config.api.jwt.clone(),
+        config.api.open,
+    ));
     let app = crate::recordings_api::routes(
         axum::Router::new().route("/healthz", axum::routing::get(healthz)),
-        config.recordings_dir.clone(),
+        api,
     );
+    let sweeper = config.retention.map(|retention| {
+        tokio::spawn(crate::sweeper::run(
+            config.recordings_dir.clone(),
+            retention,
+            config.sweep_interval,
+        ))
+    });
     let http_task = tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
             warn!(error = %e, "HTTP server stopped");
@@ -308,6 +346,7 @@ pub(crate) async fn run(
         dispatcher = supervisor.is_some(),
         "callmux serving"
     );
+    log_security(&config);
 
     shutdown_signal().await;
     info!(
@@ -329,8 +368,51 @@ pub(crate) async fn run(
         s.stop().await;
     }
     http_task.abort();
+    if let Some(s) = sweeper {
+        s.abort();
+    }
     sip_join.abort();
     Ok(ExitCode::SUCCESS)
+}
+
+/// A random key for digest nonces (fresh per process: nonces do not survive a restart).
+fn nonce_secret() -> Vec<u8> {
+    let mut k = uuid::Uuid::new_v4().as_bytes().to_vec();
+    k.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    k
+}
+
+/// One start-up line on what protects the SIP and HTTP sides.
+fn log_security(config: &Config) {
+    let s = &config.security;
+    let api = match (&config.api.jwt, config.api.open) {
+        (Some(j), _) => format!(
+            "JWT RS256 for application {} ({}-bit key{})",
+            j.application_id,
+            j.key.bits,
+            if j.key.from_private {
+                ", public half of the private key"
+            } else {
+                ""
+            }
+        ),
+        (None, true) => "OPEN: no token needed (--recordings-api-open)".into(),
+        (None, false) => "refused (503): no application key configured".into(),
+    };
+    info!(
+        sip_tls = %config.tls.as_ref().map_or_else(|| "-".to_string(), |t| t.listen.to_string()),
+        acl = !s.acl.is_empty(),
+        trusted_trunks = s.trunks.len(),
+        digest_auth = s.auth.as_ref().map_or(0, |a| a.users.len()),
+        invite_rate = s.rate.map_or(0.0, |r| r.per_second),
+        recordings_api = %api,
+        public_url = %config.api.public_url,
+        retention_days = config.retention.map_or(0, |r| r.as_secs() / 86_400),
+        "security"
+    );
+    if config.api.open {
+        warn!("the recordings API is open: anyone who can reach the HTTP address can download and delete recordings");
+    }
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -1,21 +1,28 @@
 //! The SIP driver: one task owns the sans-IO `sip::Endpoint`, the UDP socket and the TCP
-//! connections. It feeds them bytes and time, sends what the endpoint wants sent, and routes
-//! events to the task of the call they belong to (by Call-ID). Calls talk back through
-//! [`SipCommand`]s.
+//! and TLS connections. It feeds them bytes and time, sends what the endpoint wants sent,
+//! and routes events to the task of the call they belong to (by Call-ID). Calls talk back
+//! through [`SipCommand`]s. New INVITEs pass the security gate (`crate::security`) before
+//! the owner's handler sees them; datagrams of a banned source are dropped unread.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use callmux_sip::{
     ClientTxKey, ConnectionId, Endpoint, EndpointConfig, Event, Method, Peer, Request, Response,
     ServerTxKey, StreamFramer, TransportKind,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
+
+use crate::security::{GateVerdict, InviteGate};
+
+/// A TLS handshake that has not finished by then is abandoned.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the SIP task tells a call.
 #[derive(Debug)]
@@ -103,6 +110,15 @@ pub(crate) struct SipTransports {
     pub(crate) user_agent: String,
 }
 
+/// What `callmux serve` adds to a SIP task (the UAs of `callmux call`/`answer` run without).
+#[derive(Default)]
+pub(crate) struct ServerSecurity {
+    /// SIP over TLS: the listener and the acceptor holding the certificate.
+    pub(crate) tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    /// ACL, rate limit and digest authentication of new INVITEs.
+    pub(crate) gate: Option<InviteGate>,
+}
+
 /// A handle to the running SIP task.
 #[derive(Clone)]
 pub(crate) struct SipHandle {
@@ -164,6 +180,8 @@ pub(crate) struct SipTask {
     client_owner: HashMap<ClientTxKey, String>,
     tcp_writers: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>,
     on_invite: InviteHandler,
+    /// ACL, rate limit and digest authentication of new INVITEs.
+    gate: Option<InviteGate>,
     counters: SipCounters,
     shutting_down: bool,
 }
@@ -175,6 +193,17 @@ impl SipTask {
         on_invite: InviteHandler,
         seed: u64,
     ) -> anyhow::Result<(SipHandle, tokio::task::JoinHandle<()>)> {
+        Self::spawn_secured(transports, ServerSecurity::default(), on_invite, seed)
+    }
+
+    /// [`Self::spawn`] with a TLS listener and the INVITE gate.
+    pub(crate) fn spawn_secured(
+        transports: SipTransports,
+        security: ServerSecurity,
+        on_invite: InviteHandler,
+        seed: u64,
+    ) -> anyhow::Result<(SipHandle, tokio::task::JoinHandle<()>)> {
+        let ServerSecurity { tls, gate } = security;
         let local = transports.udp.local_addr()?;
         let config = EndpointConfig {
             user_agent: transports.user_agent,
@@ -183,11 +212,25 @@ impl SipTask {
         let endpoint = Endpoint::new(config, seed);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (stream_tx, stream_rx) = mpsc::unbounded_channel();
+        // Connection ids are shared by TCP and TLS: both reply through `tcp_writers`.
+        let ids = Arc::new(AtomicU64::new(1));
         if let Some(listener) = transports.tcp {
-            tokio::spawn(accept_tcp(listener, stream_tx));
-        } else {
-            drop(stream_tx);
+            tokio::spawn(accept_streams(
+                listener,
+                None,
+                Arc::clone(&ids),
+                stream_tx.clone(),
+            ));
         }
+        if let Some((listener, acceptor)) = tls {
+            tokio::spawn(accept_streams(
+                listener,
+                Some(acceptor),
+                ids,
+                stream_tx.clone(),
+            ));
+        }
+        drop(stream_tx);
         let task = Self {
             endpoint,
             udp: Arc::new(transports.udp),
@@ -196,6 +239,7 @@ impl SipTask {
             client_owner: HashMap::new(),
             tcp_writers: HashMap::new(),
             on_invite,
+            gate,
             counters: SipCounters::default(),
             shutting_down: false,
         };
@@ -222,9 +266,12 @@ impl SipTask {
             tokio::select! {
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, src)) => {
-                        let peer = Peer { transport: TransportKind::Udp, local: self.local, remote: src, connection: None };
-                        let bytes = buf.get(..n).unwrap_or_default();
-                        self.endpoint.handle_input(Instant::now(), peer, bytes);
+                        let now = Instant::now();
+                        if self.admits(src, now) {
+                            let peer = Peer { transport: TransportKind::Udp, local: self.local, remote: src, connection: None };
+                            let bytes = buf.get(..n).unwrap_or_default();
+                            self.endpoint.handle_input(now, peer, bytes);
+                        }
                     }
                     Err(e) => debug!(error = %e, "SIP UDP receive error"),
                 },
@@ -234,7 +281,12 @@ impl SipTask {
                     None => break,
                 },
                 input = streams.recv(), if streams_open => match input {
-                    Some(StreamInput::Message { peer, bytes }) => self.endpoint.handle_input(Instant::now(), peer, &bytes),
+                    Some(StreamInput::Message { peer, bytes }) => {
+                        let now = Instant::now();
+                        if self.admits(peer.remote, now) {
+                            self.endpoint.handle_input(now, peer, &bytes);
+                        }
+                    }
                     Some(StreamInput::Opened { id, writer }) => { self.tcp_writers.insert(id, writer); }
                     Some(StreamInput::Closed { id }) => { self.tcp_writers.remove(&id); }
                     None => streams_open = false,
@@ -248,6 +300,11 @@ impl SipTask {
         for (_, call) in self.calls.drain() {
             let _ = call.send(CallInput::Shutdown);
         }
+    }
+
+    /// Whether input from `src` may reach the endpoint (not while the source is banned).
+    fn admits(&self, src: SocketAddr, now: Instant) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.admit(src.ip(), now))
     }
 
     fn handle_command(&mut self, cmd: SipCommand) {
@@ -350,6 +407,20 @@ impl SipTask {
                         let _ = self.endpoint.respond(now, &key, r);
                         return;
                     }
+                    if let Some(gate) = &mut self.gate {
+                        match gate.check_invite(&request, peer.remote.ip(), now, SystemTime::now())
+                        {
+                            GateVerdict::Pass(who) => {
+                                if who.trunk.is_some() || who.user.is_some() {
+                                    info!(src = %peer.remote, trunk = ?who.trunk, user = ?who.user, %call_id, "INVITE admitted");
+                                }
+                            }
+                            GateVerdict::Reject(r) => {
+                                let _ = self.endpoint.respond(now, &key, r);
+                                return;
+                            }
+                        }
+                    }
                     if self.calls.contains_key(&call_id) {
                         // A second dialog-creating INVITE with a Call-ID in use (a loop or a
                         // forked request coming back): RFC 3261 §8.2.2.2.
@@ -431,70 +502,105 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Accepts SIP-over-TCP connections; each gets a reader (framing) and a writer task.
-async fn accept_tcp(listener: TcpListener, to_sip: mpsc::UnboundedSender<StreamInput>) {
+/// Accepts SIP-over-TCP (or, with an acceptor, SIP-over-TLS) connections; each gets a
+/// reader (framing) and a writer task. TLS handshakes run in the connection's task, so a
+/// slow client never holds up the others.
+async fn accept_streams(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ids: Arc<AtomicU64>,
+    to_sip: mpsc::UnboundedSender<StreamInput>,
+) {
+    let name = if tls.is_some() { "TLS" } else { "TCP" };
     let local = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
-            warn!(error = %e, "SIP TCP listener has no address");
+            warn!(error = %e, "SIP {name} listener has no address");
             return;
         }
     };
-    let mut next_id: u64 = 1;
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                warn!(error = %e, "SIP TCP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                warn!(error = %e, "SIP {name} accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let id = next_id;
-        next_id += 1;
-        let _ = stream.set_nodelay(true);
-        let (w_tx, w_rx) = mpsc::unbounded_channel();
-        if to_sip
-            .send(StreamInput::Opened {
-                id,
-                writer: w_tx.clone(),
-            })
-            .is_err()
-        {
+        if to_sip.is_closed() {
             return;
         }
-        let peer = Peer {
-            transport: TransportKind::Tcp,
-            local,
-            remote,
-            connection: Some(ConnectionId(id)),
-        };
-        tokio::spawn(serve_connection(
-            stream,
-            peer,
-            id,
-            w_tx,
-            w_rx,
-            to_sip.clone(),
-        ));
+        let _ = stream.set_nodelay(true);
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let to_sip = to_sip.clone();
+        match &tls {
+            None => {
+                let peer = Peer {
+                    transport: TransportKind::Tcp,
+                    local,
+                    remote,
+                    connection: Some(ConnectionId(id)),
+                };
+                tokio::spawn(serve_connection(stream, peer, id, to_sip));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let tls_stream =
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                debug!(peer = %remote, error = %e, "SIP TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                debug!(peer = %remote, "SIP TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let peer = Peer {
+                        transport: TransportKind::Tls,
+                        local,
+                        remote,
+                        connection: Some(ConnectionId(id)),
+                    };
+                    serve_connection(tls_stream, peer, id, to_sip).await;
+                });
+            }
+        }
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+/// Reads framed SIP messages off one connection and writes what the SIP task sends to it.
+async fn serve_connection<S>(
+    stream: S,
     peer: Peer,
     id: u64,
-    writer: mpsc::UnboundedSender<Vec<u8>>,
-    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
     to_sip: mpsc::UnboundedSender<StreamInput>,
-) {
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (writer, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
+    if to_sip
+        .send(StreamInput::Opened {
+            id,
+            writer: writer.clone(),
+        })
+        .is_err()
+    {
+        return;
+    }
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let write_task = tokio::spawn(async move {
         while let Some(bytes) = outgoing.recv().await {
-            if wr.write_all(&bytes).await.is_err() {
+            if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
         }
+        let _ = wr.shutdown().await;
     });
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -526,7 +632,7 @@ async fn serve_connection(
                 },
                 Ok(None) => break,
                 Err(e) => {
-                    info!(peer = %peer.remote, error = %e, "closing SIP TCP connection: bad framing");
+                    info!(peer = %peer.remote, error = %e, "closing SIP stream connection: bad framing");
                     break 'read;
                 }
             }

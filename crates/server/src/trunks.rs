@@ -25,6 +25,10 @@ pub(crate) struct TrunkConfig {
     /// Digest password.
     #[serde(default)]
     pub(crate) password: Option<String>,
+    /// Addresses (CIDR blocks) the trunk sends INVITEs from: they pass the source ACL and
+    /// are trusted without digest authentication or rate limit (crate::security).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) acl: Vec<String>,
 }
 
 impl TrunkConfig {
@@ -96,6 +100,7 @@ mod tests {
             from: None,
             username: None,
             password: None,
+            acl: Vec::new(),
         }
     }
 

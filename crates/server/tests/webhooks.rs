@@ -154,7 +154,11 @@ fn record_input_and_notify_events_field_by_field() {
         _ => Reply::ok(),
     });
     let secret = "s3cret-for-tests";
-    let server = server_with(&receiver, &["--signature-secret", secret]);
+    // The recordings API without tokens: this test checks the URL, tests/security the JWTs.
+    let server = server_with(
+        &receiver,
+        &["--signature-secret", secret, "--recordings-api-open"],
+    );
     let out = run_call(
         &server,
         &[
@@ -235,7 +239,7 @@ fn record_input_and_notify_events_field_by_field() {
     Timestamp::parse(p("timestamp")).unwrap();
     assert!(end.unix_ms() > start.unix_ms() + 1000, "{start:?} {end:?}");
     let url = p("recording_url");
-    let rec_path = format!("/v1/recordings/{}", p("recording_uuid"));
+    let rec_path = format!("/v1/files/{}", p("recording_uuid"));
     assert_eq!(url, format!("http://{}{rec_path}", server.http));
     let (status, bytes) = get_bytes(server.http, &rec_path).expect("recording_url answers");
     assert_eq!(status, 200);
@@ -461,7 +465,7 @@ fn recording_cut_by_a_crash_is_announced_as_recovered() {
     assert!(rec["recording_url"]
         .as_str()
         .unwrap()
-        .starts_with(&format!("http://{}/v1/recordings/", server2.http)));
+        .starts_with(&format!("http://{}/v1/files/", server2.http)));
     ts(rec, "start_time");
     ts(rec, "end_time");
 }

@@ -8,7 +8,10 @@
 pub mod g711;
 mod opus;
 
-use crate::resample::{Downsampler2x, Upsampler2x};
+use crate::resample::{Downsampler2x, Upsampler2x, UP_DELAY};
+
+/// G.711 samples decoded (or encoded) per block on the stack.
+const G711_BLOCK: usize = 160;
 use crate::sdp::{Codec, PayloadFormat};
 
 /// Why a codec could not be built or a payload not decoded or encoded.
@@ -99,18 +102,51 @@ impl AudioDecoder {
                 if payload.is_empty() {
                     return Err(CodecError::EmptyPayload);
                 }
-                out.reserve(payload.len() * 2);
-                let table = if *alaw {
-                    g711::alaw_to_linear
-                } else {
-                    g711::ulaw_to_linear
-                };
-                for &code in payload {
-                    out.extend_from_slice(&up.push(table(code)));
+                let start = out.len();
+                out.resize(start + 2 * payload.len(), 0);
+                let dst = out.get_mut(start..).unwrap_or_default();
+                for (codes, d) in payload
+                    .chunks(G711_BLOCK)
+                    .zip(dst.chunks_mut(2 * G711_BLOCK))
+                {
+                    let mut pcm = [0i16; G711_BLOCK];
+                    // Two loops rather than a function pointer, so the lookup is inlined.
+                    if *alaw {
+                        for (p, &c) in pcm.iter_mut().zip(codes) {
+                            *p = g711::alaw_to_linear(c);
+                        }
+                    } else {
+                        for (p, &c) in pcm.iter_mut().zip(codes) {
+                            *p = g711::ulaw_to_linear(c);
+                        }
+                    }
+                    up.run(pcm.get(..codes.len()).unwrap_or_default(), d);
                 }
                 Ok(payload.len() * 2)
             }
             DecoderKind::Opus(dec) => dec.decode(payload, out),
+        }
+    }
+
+    /// Samples (16 kHz) by which decoded audio lags the packet's timestamp: the G.711
+    /// up-sampler's group delay ([`UP_DELAY`], 31 samples = 1.94 ms), 0 for Opus. Every
+    /// packet is delayed alike, so legs stay aligned; what a stream's end leaves inside the
+    /// filter comes out of [`tail`](Self::tail).
+    pub fn delay(&self) -> usize {
+        match self.kind {
+            DecoderKind::G711 { .. } => UP_DELAY,
+            DecoderKind::Opus(_) => 0,
+        }
+    }
+
+    /// Appends the audio still inside the decoder when the stream ends (or a recording of
+    /// it stops): [`delay`](Self::delay) samples that continue the last decoded packet, as
+    /// if silence followed. Returns how many. The decoder's state is unchanged, so a stream
+    /// that goes on is not disturbed. Without it, every G.711 stream loses its last 1.94 ms.
+    pub fn tail(&self, out: &mut Vec<i16>) -> usize {
+        match &self.kind {
+            DecoderKind::G711 { up, .. } => up.tail(out),
+            DecoderKind::Opus(_) => 0,
         }
     }
 
@@ -233,14 +269,14 @@ impl AudioEncoder {
                     });
                 }
                 out.reserve(pcm16k.len() / 2);
-                let table = if *alaw {
-                    g711::linear_to_alaw
-                } else {
-                    g711::linear_to_ulaw
-                };
-                for &s in pcm16k {
-                    if let Some(y) = down.push(s) {
-                        out.push(table(y));
+                for chunk in pcm16k.chunks(2 * G711_BLOCK) {
+                    let mut pcm = [0i16; G711_BLOCK];
+                    let n = down.run(chunk, &mut pcm);
+                    let pcm = pcm.get(..n).unwrap_or_default();
+                    if *alaw {
+                        out.extend(pcm.iter().map(|&y| g711::linear_to_alaw(y)));
+                    } else {
+                        out.extend(pcm.iter().map(|&y| g711::linear_to_ulaw(y)));
                     }
                 }
                 Ok(u32::try_from(pcm16k.len() / 2).unwrap_or(u32::MAX))

@@ -254,3 +254,59 @@ fn output_buffer_is_reused() {
         assert_eq!(pcm.as_ptr(), pc, "pcm buffer not reallocated");
     }
 }
+
+/// docs/performance.md, cause C: a G.711 leg of N packets decodes to N × 20 ms of audio
+/// once the decoder's tail is taken (it used to lose the up-sampler's last 1.94 ms).
+#[test]
+fn g711_stream_of_n_packets_is_n_times_20_ms_of_audio_with_its_tail() {
+    for format in [PayloadFormat::pcmu(), PayloadFormat::pcma()] {
+        // 1 s of a 1 kHz tone at 8 kHz, the way a SIPp µ-law file is made.
+        let x8 = sine(1000.0, 8000.0, 9000.0, 8000);
+        let mut dec = AudioDecoder::new(&format).unwrap();
+        let mut pcm = Vec::new();
+        let mut reference = Vec::new();
+        for chunk in x8.chunks(160) {
+            let payload: Vec<u8> = chunk
+                .iter()
+                .map(|&s| match format.codec {
+                    Codec::Pcma => g711::linear_to_alaw(s),
+                    _ => g711::linear_to_ulaw(s),
+                })
+                .collect();
+            reference.extend(payload.iter().map(|&c| match format.codec {
+                Codec::Pcma => g711::alaw_to_linear(c),
+                _ => g711::ulaw_to_linear(c),
+            }));
+            assert_eq!(dec.decode(&payload, &mut pcm), Ok(320));
+        }
+        assert_eq!(dec.delay(), 31);
+        let energy = |s: &[i16]| s.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+        let want = 2.0 * energy(&reference);
+        let short = energy(&pcm) / want;
+        assert!(
+            short < 0.9985,
+            "{:?}: without the tail {short}",
+            format.codec
+        );
+        assert_eq!(dec.tail(&mut pcm), 31);
+        let whole = energy(&pcm) / want;
+        assert!(
+            (whole - 1.0).abs() < 3e-4,
+            "{:?}: with the tail {whole}",
+            format.codec
+        );
+        // The output is the input delayed by `delay()`: 16 kHz sample 2n + 1 is 8 kHz
+        // input n - 15, i.e. input sample n (at 16 kHz index 2n) comes out at 2n + 31.
+        for n in 15..8000 {
+            assert_eq!(
+                pcm[2 * n + 1],
+                reference[n - 15],
+                "{:?} at {n}",
+                format.codec
+            );
+        }
+    }
+    let opus = AudioDecoder::new(&PayloadFormat::opus(111)).unwrap();
+    assert_eq!(opus.delay(), 0);
+    assert_eq!(opus.tail(&mut Vec::new()), 0);
+}

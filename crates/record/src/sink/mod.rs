@@ -7,17 +7,43 @@ mod mp3;
 mod ogg;
 mod wav;
 
-use std::io::{self, Seek, Write};
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
 
 pub use mp3::{Mp3Sink, MP3_MAX_CHANNELS};
 pub use ogg::{OggOpusSink, OGG_MAX_CHANNELS};
 pub use wav::WavSink;
 
 /// Anything a sink can write a file through: a `File`, a `Cursor<Vec<u8>>` in tests and
-/// benches, or a test double that fails like a full disk.
-pub trait RecordWriter: Write + Seek + Send {}
+/// benches, or a test double that fails like a full disk (an empty `impl` gets the
+/// seek-based [`write_all_at`](Self::write_all_at)).
+pub trait RecordWriter: Write + Seek + Send {
+    /// Writes all of `buf` at byte `offset` without moving the position the next `write`
+    /// goes to (a header patch). The default seeks there and back (three `lseek` and a
+    /// `write`); a file does it in one `pwrite`.
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let pos = self.stream_position()?;
+        self.seek(SeekFrom::Start(offset))?;
+        self.write_all(buf)?;
+        self.seek(SeekFrom::Start(pos))?;
+        Ok(())
+    }
+}
 
-impl<T: Write + Seek + Send> RecordWriter for T {}
+impl RecordWriter for File {
+    #[cfg(unix)]
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(self, buf, offset)
+    }
+}
+
+impl RecordWriter for io::Cursor<Vec<u8>> {}
+
+impl<T: RecordWriter + ?Sized> RecordWriter for Box<T> {
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        (**self).write_all_at(buf, offset)
+    }
+}
 
 /// Why a sink could not take more audio.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,11 @@ use crate::layout::SAMPLE_RATE;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SourceParams {
     pub(crate) max_jump: i64,
+    /// Furthest a packet may map ahead of its arrival and still be placed (the ring's room
+    /// ahead); further is a timestamp jump. At most `max_jump`.
+    pub(crate) max_ahead: i64,
+    /// Whether a new segment waits (unplaced) for the anchor window before placing.
+    pub(crate) staged_anchor: bool,
     pub(crate) drift_threshold: i64,
     pub(crate) drift_window: i64,
     pub(crate) late_resync_packets: u32,
@@ -37,6 +42,19 @@ pub(crate) struct Arrival {
     pub(crate) pos: i64,
     /// Samples in the packet.
     pub(crate) len: usize,
+}
+
+/// What to do with an accepted packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Located {
+    /// Place it now.
+    Place(Placement, Which),
+    /// The segment's anchor is still being chosen: keep the packet (extended timestamp
+    /// `ext`) until [`ReceivedSource::commit`].
+    Stage {
+        /// Extended timestamp (relative to the anchoring packet).
+        ext: i64,
+    },
 }
 
 /// Where to put one packet.
@@ -149,10 +167,17 @@ struct Segment {
     span_start: i64,
     span_end: i64,
     placed: u64,
+    /// The anchor is still being chosen (nothing placed yet): `anchor_pos` follows the
+    /// earliest (arrival − RTP position) seen.
+    staging: bool,
+    /// Arrival position of the anchoring packet.
+    first_arrival: i64,
+    /// Lowest extended timestamp kept while staging (a reordered packet may precede ext 0).
+    stage_min_ext: i64,
 }
 
 impl Segment {
-    fn new(ssrc: u32, rate: u32, ts: u32, arrival_pos: i64, window: i64) -> Self {
+    fn new(ssrc: u32, rate: u32, ts: u32, arrival_pos: i64, window: i64, staging: bool) -> Self {
         Self {
             ssrc,
             rate: i64::from(rate),
@@ -172,6 +197,9 @@ impl Segment {
             span_start: i64::MAX,
             span_end: i64::MIN,
             placed: 0,
+            staging,
+            first_arrival: arrival_pos,
+            stage_min_ext: 0,
         }
     }
 
@@ -192,10 +220,12 @@ impl Segment {
         self.anchor_pos + self.scaled(ext) + c
     }
 
-    fn fits(&self, ssrc: u32, rate: u32, ts: u32, arrival_pos: i64, max_jump: i64) -> bool {
+    fn fits(&self, p: &SourceParams, ssrc: u32, rate: u32, ts: u32, arrival_pos: i64) -> bool {
+        let ahead = self.map(self.ext(ts)) - arrival_pos;
         self.ssrc == ssrc
             && self.rate == i64::from(rate)
-            && (self.map(self.ext(ts)) - arrival_pos).abs() <= max_jump
+            && ahead <= p.max_ahead
+            && -ahead <= p.max_jump
     }
 
     fn is_duplicate(&mut self, ext: i64) -> bool {
@@ -272,7 +302,7 @@ impl ReceivedSource {
         p: &SourceParams,
         a: Arrival,
         base: i64,
-    ) -> Result<(Placement, Which), Reject> {
+    ) -> Result<Located, Reject> {
         let Arrival {
             ssrc,
             ts,
@@ -286,12 +316,12 @@ impl ReceivedSource {
         let fits_cur = self
             .cur
             .as_ref()
-            .is_some_and(|s| s.fits(ssrc, rate, ts, arrival_pos, p.max_jump));
+            .is_some_and(|s| s.fits(p, ssrc, rate, ts, arrival_pos));
         if !fits_cur {
             let fits_prev = self
                 .prev
                 .as_ref()
-                .is_some_and(|s| s.fits(ssrc, rate, ts, arrival_pos, p.max_jump));
+                .is_some_and(|s| s.fits(p, ssrc, rate, ts, arrival_pos));
             if fits_prev {
                 if let Some(prev) = self.prev.as_mut() {
                     self.events.straggler_packets += 1;
@@ -303,7 +333,7 @@ impl ReceivedSource {
                     if pl.pos + len as i64 <= base {
                         return Err(Reject::Late);
                     }
-                    return Ok((pl, Which::Previous));
+                    return Ok(Located::Place(pl, Which::Previous));
                 }
             }
             self.reanchor(p, ssrc, rate, ts, arrival_pos);
@@ -319,6 +349,14 @@ impl ReceivedSource {
         if ext > seg.ref_ext {
             seg.ref_ext = ext;
             seg.ref_raw = ts;
+        }
+        if seg.staging {
+            // Anchor on the earliest offset seen: a first packet that was processed late
+            // would otherwise put the whole source late, and correcting that later cuts
+            // audio that was already placed.
+            seg.anchor_pos = seg.anchor_pos.min(arrival_pos - seg.scaled(ext));
+            seg.stage_min_ext = seg.stage_min_ext.min(ext);
+            return Ok(Located::Stage { ext });
         }
         let raw_offset = arrival_pos - (seg.anchor_pos + seg.scaled(ext));
         if let Some(min) = seg.window.push(arrival_pos, raw_offset) {
@@ -348,7 +386,65 @@ impl ReceivedSource {
         if newest {
             seg.newest_end = seg.newest_end.max(pl.pos + len as i64);
         }
-        Ok((pl, Which::Current))
+        Ok(Located::Place(pl, Which::Current))
+    }
+
+    /// Whether packet `a` would end a staging segment (re-anchor), so what was staged must
+    /// be committed first.
+    pub(crate) fn breaks_staging(&self, p: &SourceParams, a: &Arrival) -> bool {
+        self.cur
+            .as_ref()
+            .is_some_and(|s| s.staging && a.rate != 0 && !s.fits(p, a.ssrc, a.rate, a.ts, a.pos))
+    }
+
+    /// Ends staging: fixes the anchor (never earlier than `base`, the first position not
+    /// yet final, so nothing staged is late) and returns true if the segment was staging.
+    /// Place the staged packets with [`placement_of`](Self::placement_of) afterwards.
+    pub(crate) fn commit(&mut self, base: i64) -> bool {
+        let Some(seg) = self.cur.as_mut().filter(|s| s.staging) else {
+            return false;
+        };
+        let first = seg.scaled(seg.stage_min_ext);
+        seg.anchor_pos = seg.anchor_pos.max(base - first);
+        seg.staging = false;
+        true
+    }
+
+    /// Where a packet of the current segment (extended timestamp `ext`) goes.
+    pub(crate) fn placement_of(&self, ext: i64, len: usize) -> Option<Placement> {
+        self.cur.as_ref().map(|s| s.placement(ext, len))
+    }
+
+    /// While staging: the arrival position of the anchoring packet.
+    pub(crate) fn stage_started(&self) -> Option<i64> {
+        self.cur
+            .as_ref()
+            .filter(|s| s.staging)
+            .map(|s| s.first_arrival)
+    }
+
+    /// The last position that may become final while this source cannot yet be placed
+    /// or is catching up, if it holds emission back:
+    /// - nothing received yet: `stall_hold` before `now_pos`, so a first packet read late
+    ///   can still be anchored where it belongs;
+    /// - staging: the larger of `stall_hold` and `reorder` before the earliest staged
+    ///   sample, so the anchor can still move that much earlier (its first packet was read
+    ///   that late) without any staged sample being late;
+    /// - placed, and its newest audio ends at most `stall_hold` before `now_pos`: the end
+    ///   of its newest audio. Packets read after a stall (or released after a loss) fill
+    ///   positions from there on; without the hold, the first of them would make the rest
+    ///   final and they would be dropped as late. A source silent for longer than
+    ///   `stall_hold` (DTX, hold, gone) no longer holds anything back.
+    pub(crate) fn hold(&self, now_pos: i64, reorder: i64, stall_hold: i64) -> Option<i64> {
+        let Some(seg) = self.cur.as_ref() else {
+            // Nothing received yet (or since the leg rejoined): its first packet may be
+            // read late (the task was busy creating the file, or stalled); keep room for it.
+            return Some(now_pos - stall_hold.max(reorder));
+        };
+        if seg.staging {
+            return Some(seg.anchor_pos + seg.scaled(seg.stage_min_ext) - stall_hold.max(reorder));
+        }
+        (seg.placed > 0 && now_pos - seg.newest_end <= stall_hold).then_some(seg.newest_end)
     }
 
     fn reanchor(&mut self, p: &SourceParams, ssrc: u32, rate: u32, ts: u32, arrival_pos: i64) {
@@ -362,7 +458,14 @@ impl ReceivedSource {
                 self.retired_gaps += gone.gap_samples();
             }
         }
-        self.cur = Some(Segment::new(ssrc, rate, ts, arrival_pos, p.drift_window));
+        self.cur = Some(Segment::new(
+            ssrc,
+            rate,
+            ts,
+            arrival_pos,
+            p.drift_window,
+            p.staged_anchor,
+        ));
     }
 
     /// Reports what was actually placed for a located packet (for gap accounting).
@@ -373,6 +476,9 @@ impl ReceivedSource {
         };
         if let Some(seg) = seg {
             seg.record_placed(pl, placed, len);
+            if which == Which::Current && placed > 0 {
+                seg.newest_end = seg.newest_end.max(pl.pos + len as i64);
+            }
         }
     }
 
@@ -419,8 +525,17 @@ impl PlayedSource {
 mod tests {
     use super::*;
 
+    fn placed(r: Result<Located, Reject>) -> (Placement, Which) {
+        match r {
+            Ok(Located::Place(p, w)) => (p, w),
+            other => panic!("not placed: {other:?}"),
+        }
+    }
+
     const P: SourceParams = SourceParams {
         max_jump: 32_000,
+        max_ahead: 32_000,
+        staged_anchor: false,
         drift_threshold: 160,
         drift_window: 32_000,
         late_resync_packets: 3,
@@ -430,47 +545,41 @@ mod tests {
     fn timestamps_map_at_the_clock_rate_and_unwrap() {
         let mut s = ReceivedSource::default();
         let ts0 = u32::MAX - 100;
-        let (a, _) = s
-            .locate(
-                &P,
-                Arrival {
-                    ssrc: 7,
-                    ts: ts0,
-                    rate: 8000,
-                    pos: 1000,
-                    len: 320,
-                },
-                0,
-            )
-            .unwrap();
+        let (a, _) = placed(s.locate(
+            &P,
+            Arrival {
+                ssrc: 7,
+                ts: ts0,
+                rate: 8000,
+                pos: 1000,
+                len: 320,
+            },
+            0,
+        ));
         assert_eq!(a.pos, 1000);
-        let (b, _) = s
-            .locate(
-                &P,
-                Arrival {
-                    ssrc: 7,
-                    ts: ts0.wrapping_add(160),
-                    rate: 8000,
-                    pos: 1320,
-                    len: 320,
-                },
-                0,
-            )
-            .unwrap();
+        let (b, _) = placed(s.locate(
+            &P,
+            Arrival {
+                ssrc: 7,
+                ts: ts0.wrapping_add(160),
+                rate: 8000,
+                pos: 1320,
+                len: 320,
+            },
+            0,
+        ));
         assert_eq!(b.pos, 1320);
-        let (c, _) = s
-            .locate(
-                &P,
-                Arrival {
-                    ssrc: 7,
-                    ts: ts0.wrapping_add(480),
-                    rate: 8000,
-                    pos: 1960,
-                    len: 320,
-                },
-                0,
-            )
-            .unwrap();
+        let (c, _) = placed(s.locate(
+            &P,
+            Arrival {
+                ssrc: 7,
+                ts: ts0.wrapping_add(480),
+                rate: 8000,
+                pos: 1960,
+                len: 320,
+            },
+            0,
+        ));
         assert_eq!(c.pos, 1960);
         assert_eq!(s.events.ts_jumps + s.events.ssrc_changes, 0);
     }
@@ -490,19 +599,17 @@ mod tests {
             0,
         )
         .unwrap();
-        let (b, _) = s
-            .locate(
-                &P,
-                Arrival {
-                    ssrc: 1,
-                    ts: 960,
-                    rate: 48_000,
-                    pos: 320,
-                    len: 320,
-                },
-                0,
-            )
-            .unwrap();
+        let (b, _) = placed(s.locate(
+            &P,
+            Arrival {
+                ssrc: 1,
+                ts: 960,
+                rate: 48_000,
+                pos: 320,
+                len: 320,
+            },
+            0,
+        ));
         assert_eq!(b.pos, 320);
     }
 
@@ -521,48 +628,42 @@ mod tests {
             0,
         )
         .unwrap();
-        let (a, _) = s
-            .locate(
-                &P,
-                Arrival {
-                    ssrc: 2,
-                    ts: 99_999,
-                    rate: 8000,
-                    pos: 640,
-                    len: 320,
-                },
-                0,
-            )
-            .unwrap();
+        let (a, _) = placed(s.locate(
+            &P,
+            Arrival {
+                ssrc: 2,
+                ts: 99_999,
+                rate: 8000,
+                pos: 640,
+                len: 320,
+            },
+            0,
+        ));
         assert_eq!(a.pos, 640);
         assert_eq!(s.events.ssrc_changes, 1);
-        let (b, w) = s
-            .locate(
-                &P,
-                Arrival {
-                    ssrc: 1,
-                    ts: 1160,
-                    rate: 8000,
-                    pos: 700,
-                    len: 320,
-                },
-                0,
-            )
-            .unwrap();
+        let (b, w) = placed(s.locate(
+            &P,
+            Arrival {
+                ssrc: 1,
+                ts: 1160,
+                rate: 8000,
+                pos: 700,
+                len: 320,
+            },
+            0,
+        ));
         assert_eq!((b.pos, w), (320, Which::Previous));
-        let (c, _) = s
-            .locate(
-                &P,
-                Arrival {
-                    ssrc: 2,
-                    ts: 99_999 + 8000 * 60,
-                    rate: 8000,
-                    pos: 960,
-                    len: 320,
-                },
-                0,
-            )
-            .unwrap();
+        let (c, _) = placed(s.locate(
+            &P,
+            Arrival {
+                ssrc: 2,
+                ts: 99_999 + 8000 * 60,
+                rate: 8000,
+                pos: 960,
+                len: 320,
+            },
+            0,
+        ));
         assert_eq!(c.pos, 960);
         assert_eq!(s.events.ts_jumps, 1);
     }

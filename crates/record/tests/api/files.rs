@@ -586,6 +586,8 @@ impl Seek for FullDisk {
     }
 }
 
+impl callmux_record::sink::RecordWriter for FullDisk {}
+
 fn full_disk_run(format: RecordFormat, uuid: &str) {
     let dir = tempfile::tempdir().unwrap();
     let t0 = Instant::now();

@@ -32,6 +32,7 @@ use self::actions::{http_method, FailedRecording, Job};
 use self::bridge::{ActiveConnect, Ringback};
 use self::room::ActiveRoom;
 use self::setup::{answer, user_part};
+use crate::blocking;
 use crate::config::Config;
 use crate::events::{CallInfo, EventSink};
 use crate::media_leg::{MediaLeg, Received, FRAME_16K};
@@ -263,6 +264,9 @@ struct InboundCall {
 
 const CALLER: LegKey = LegKey(0);
 
+/// Most queued datagrams read in one go before the recordings are fed.
+const MAX_BACKLOG: usize = 64;
+
 impl InboundCall {
     async fn run(mut self, mut inputs: mpsc::UnboundedReceiver<CallInput>) {
         let mut runner = CallRunner::new(self.ncco.clone(), Instant::now());
@@ -336,20 +340,17 @@ impl InboundCall {
                 r = self.leg.socket.recv_from(&mut buf) => {
                     let now = Instant::now();
                     if let Ok((n, src)) = r {
-                        let packet = buf.get(..n).unwrap_or_default();
-                        let received = self.leg.on_datagram(packet, src, now);
-                        if !matches!(received, Received::Nothing) {
-                            if let Some(callee) = self.connect.as_mut().and_then(|c| c.media.as_mut()) {
-                                callee.relay_from(&self.leg, packet);
-                            }
+                        let mut audio = self.on_caller_datagram(buf.get(..n).unwrap_or_default(), src, now, &mut runner);
+                        // Take whatever else is already queued before finalising anything, so
+                        // a backlog after a scheduling stall is placed, not dropped as late.
+                        for _ in 0..MAX_BACKLOG {
+                            let Ok((n, src)) = self.leg.socket.try_recv_from(&mut buf) else {
+                                break;
+                            };
+                            audio |= self.on_caller_datagram(buf.get(..n).unwrap_or_default(), src, Instant::now(), &mut runner);
                         }
-                        match received {
-                            Received::Audio => self.feed_recordings(now, &mut runner),
-                            Received::Dtmf(digit) => {
-                                info!(%digit, "DTMF (RFC 4733)");
-                                runner.handle_input(RunnerInput::Dtmf { digit }, now);
-                            }
-                            Received::Nothing => {}
+                        if audio {
+                            self.feed_recordings(Instant::now(), &mut runner);
                         }
                     }
                 }
@@ -424,6 +425,32 @@ impl InboundCall {
         self.ctx.events.call_status(&ev).await;
     }
 
+    /// One datagram from the caller: relayed to a bridged leg, DTMF to the runner. True
+    /// when it was audio for the recordings.
+    fn on_caller_datagram(
+        &mut self,
+        packet: &[u8],
+        src: std::net::SocketAddr,
+        now: Instant,
+        runner: &mut CallRunner,
+    ) -> bool {
+        let received = self.leg.on_datagram(packet, src, now);
+        if !matches!(received, Received::Nothing) {
+            if let Some(callee) = self.connect.as_mut().and_then(|c| c.media.as_mut()) {
+                callee.relay_from(&self.leg, packet);
+            }
+        }
+        match received {
+            Received::Audio => true,
+            Received::Dtmf(digit) => {
+                info!(%digit, "DTMF (RFC 4733)");
+                runner.handle_input(RunnerInput::Dtmf { digit }, now);
+                false
+            }
+            Received::Nothing => false,
+        }
+    }
+
     fn media_timeout_deadline(&self) -> Option<Instant> {
         let timeout = self.ctx.config.media_timeout?;
         if self.ended {
@@ -479,7 +506,7 @@ impl InboundCall {
         }
         for (id, reason) in failed {
             if let Some(r) = self.recordings.remove(&id) {
-                let summary = r.rec.fail(&reason, SystemTime::now());
+                let summary = blocking(|| r.rec.fail(&reason, SystemTime::now()));
                 log_record_failed(&summary, &reason);
                 self.failed_recordings.push(FailedRecording::from_summary(
                     ActionId(id),
@@ -806,7 +833,7 @@ impl InboundCall {
             },
             checkpoint_interval: self.ctx.config.checkpoint_interval,
         };
-        let mut rec = Recording::create(params, now)?;
+        let mut rec = blocking(|| Recording::create(params, now))?;
         rec.add_leg(
             CALLER,
             LegInfo {
@@ -845,7 +872,7 @@ impl InboundCall {
         };
         let recording_uuid = r.rec.recording_uuid().to_string();
         let path = r.rec.path().display().to_string();
-        match r.rec.finish(now, SystemTime::now()) {
+        match blocking(|| r.rec.finish(now, SystemTime::now())) {
             Ok(summary) => {
                 log_record_event(&summary, reason);
                 let (url, method) = self.record_target(id);

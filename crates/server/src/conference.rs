@@ -17,6 +17,7 @@ use callmux_record::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::blocking;
 use crate::media_leg::FRAME_16K;
 
 /// How a participant joins.
@@ -317,7 +318,7 @@ impl Room {
                 } else if let (Some(rec), Some(m)) =
                     (self.recording.as_mut(), self.members.get(&id.0))
                 {
-                    let _ = rec.add_leg(m.key, leg_info(&m.req), now);
+                    let _ = blocking(|| rec.add_leg(m.key, leg_info(&m.req), now));
                 }
                 info!(conference = %self.name, participant = id.0, "joined");
                 let _ = reply.send(id);
@@ -346,7 +347,7 @@ impl Room {
                 };
                 self.mixer.remove(id);
                 if let Some(rec) = self.recording.as_mut() {
-                    let _ = rec.remove_leg(m.key, now);
+                    let _ = blocking(|| rec.remove_leg(m.key, now));
                 }
                 self.apply_permissions();
                 info!(conference = %self.name, participant = id.0, "left");
@@ -421,7 +422,7 @@ impl Room {
             if let Err(e) = rec.poll(now) {
                 warn!(conference = %self.name, error = %e, "conference recording failed");
                 if let Some(rec) = self.recording.take() {
-                    let _ = rec.fail(&e.to_string(), SystemTime::now());
+                    let _ = blocking(|| rec.fail(&e.to_string(), SystemTime::now()));
                 }
             }
         }
@@ -442,13 +443,13 @@ impl Room {
             },
             checkpoint_interval: self.rec_config.checkpoint_interval,
         };
-        match Recording::create(params, now) {
+        match blocking(|| Recording::create(params, now)) {
             Ok(mut rec) => {
                 let mut ids: Vec<u32> = self.members.keys().copied().collect();
                 ids.sort_unstable();
                 for id in ids {
                     if let Some(m) = self.members.get(&id) {
-                        let _ = rec.add_leg(m.key, leg_info(&m.req), now);
+                        let _ = blocking(|| rec.add_leg(m.key, leg_info(&m.req), now));
                     }
                 }
                 info!(conference = %self.name, path = %rec.path().display(), "conference recording started");
@@ -460,7 +461,7 @@ impl Room {
 
     fn finish_recording(&mut self, now: Instant) {
         if let Some(rec) = self.recording.take() {
-            match rec.finish(now, SystemTime::now()) {
+            match blocking(|| rec.finish(now, SystemTime::now())) {
                 Ok(summary) => (self.on_recording)(summary),
                 Err(e) => {
                     warn!(conference = %self.name, error = %e, "conference recording not finalized")

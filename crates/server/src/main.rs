@@ -296,3 +296,16 @@ fn init_logging(filter: &str, format: LogFormat) {
         LogFormat::Json => builder.json().init(),
     }
 }
+
+/// Runs file-system work that may block (creating, fsyncing and finalizing recordings)
+/// without stalling the other tasks of this runtime worker: tokio moves them to another
+/// worker for the duration. The caller's task waits, as it must: the call does not go on
+/// before its file is in place.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}

@@ -14,6 +14,7 @@ use callmux_webhook::{CallEvent, CallStatus, Direction, Timestamp};
 use tracing::{info, warn};
 
 use super::InboundCall;
+use crate::blocking;
 use crate::events::CallInfo;
 use crate::media_leg::{MediaLeg, Received, FRAME_16K};
 use crate::outbound::{LegOutcome, OutboundLeg, OutboundParams, Progress};
@@ -385,7 +386,7 @@ impl InboundCall {
                 self.ringback = None;
                 self.joined_legs.push((key, leg_info.clone()));
                 for r in self.recordings.values_mut() {
-                    if let Err(e) = r.rec.add_leg(key, leg_info.clone(), now) {
+                    if let Err(e) = blocking(|| r.rec.add_leg(key, leg_info.clone(), now)) {
                         warn!(error = %e, "cannot add the leg to a recording");
                     }
                 }
@@ -409,7 +410,7 @@ impl InboundCall {
                     );
                 }
                 for r in self.recordings.values_mut() {
-                    let _ = r.rec.remove_leg(c.key, now);
+                    let _ = blocking(|| r.rec.remove_leg(c.key, now));
                 }
                 self.joined_legs.retain(|(k, _)| *k != c.key);
                 self.sip.send(crate::sip_task::SipCommand::Unregister {

@@ -33,7 +33,10 @@ fn timeline_bench(c: &mut Criterion, name: &str, layout: ChannelLayout, legs: u3
     g.throughput(Throughput::Elements(u64::from(legs)));
     g.bench_function(name, |b| {
         b.iter(|| {
-            let now = t0 + Duration::from_millis(20 * u64::from(k));
+            // 7.3 ms past the timeline's start, as in a call: packets do not start on the
+            // ring's 64-sample words, so the mixing ring's word fast paths meet partly
+            // covered words at every packet edge.
+            let now = t0 + Duration::from_micros(20_000 * u64::from(k) + 7_300);
             for l in 0..legs {
                 tl.push_received(
                     LegKey(l),
@@ -53,7 +56,33 @@ fn timeline_bench(c: &mut Criterion, name: &str, layout: ChannelLayout, legs: u3
     g.finish();
 }
 
+/// The copy alone, the baseline the recorder's cost is measured against ("beyond the copy"):
+/// every leg's 20 ms frame interleaved into an output buffer of the layout's channel count.
+fn copy_bench(c: &mut Criterion, name: &str, channels: usize, legs: usize) {
+    let pcm = tone(440.0, 320);
+    let mut out = vec![0i16; 320 * channels];
+    let mut g = c.benchmark_group("timeline");
+    g.throughput(Throughput::Elements(legs as u64));
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            out.fill(0);
+            for l in 0..legs {
+                let ch = l.min(channels - 1);
+                for (frame, &s) in out.chunks_exact_mut(channels).zip(black_box(&pcm)) {
+                    if let Some(o) = frame.get_mut(ch) {
+                        *o = o.saturating_add(s);
+                    }
+                }
+            }
+            black_box(&out);
+        });
+    });
+    g.finish();
+}
+
 fn timeline(c: &mut Criterion) {
+    copy_bench(c, "copy_per_leg/split_2_legs", 2, 2);
+    copy_bench(c, "copy_per_leg/multi32_32_legs", 32, 32);
     timeline_bench(c, "frame_per_leg/split_2_legs", ChannelLayout::Split, 2);
     timeline_bench(
         c,

@@ -27,8 +27,11 @@ pub struct TimelineConfig {
     /// Drift (or a change of network delay) larger than this moves the source's anchor
     /// (default 10 ms; clamped to 1..=10 ms).
     pub drift_threshold: Duration,
-    /// Window of the minimum filter over (arrival − RTP position) (default 2 s; clamped to
-    /// 200 ms..=10 s). Longer resists jitter better, shorter follows drift sooner.
+    /// Window of the minimum filter over (arrival − RTP position) (default 10 s; clamped to
+    /// 200 ms..=10 s). Longer resists jitter better, shorter follows drift sooner. A sender
+    /// that sends only some packets on time (SIPp) leaves 2–4 s without one, and a 2 s
+    /// window then moved the source later and back again, each time cutting or inserting
+    /// 10–16 ms; at 0.1 % drift a 10 s window lags the drift by at most 10 ms.
     pub drift_window: Duration,
     /// Played audio pushed this much later than the end of the previous push starts a new
     /// run at its push instant instead of continuing (default 60 ms).
@@ -40,7 +43,9 @@ pub struct TimelineConfig {
     /// anchor is fixed: its packets are kept unplaced meanwhile and the anchor is the
     /// earliest (arrival − RTP position) seen, so a first packet that was processed late
     /// does not put the source late (which a later correction would fix by cutting audio).
-    /// Default 100 ms; clamped to 0..=500 ms (0: anchor on the first packet).
+    /// Default 500 ms, long enough to see an on-time packet from a sender that sends most
+    /// of them a packet late (SIPp does); clamped to 0..=500 ms (0: anchor on the first
+    /// packet).
     pub anchor_window: Duration,
     /// How far (after the end of its newest audio) a received source that has fallen
     /// behind real time holds finality back, so a backlog read after a scheduling stall,
@@ -55,10 +60,10 @@ impl Default for TimelineConfig {
             reorder_delay: Duration::from_millis(60),
             max_jump: Duration::from_secs(2),
             drift_threshold: Duration::from_millis(10),
-            drift_window: Duration::from_secs(2),
+            drift_window: Duration::from_secs(10),
             played_gap: Duration::from_millis(60),
             late_resync_packets: 3,
-            anchor_window: Duration::from_millis(100),
+            anchor_window: Duration::from_millis(500),
             stall_hold: Duration::from_millis(250),
         }
     }
@@ -238,13 +243,13 @@ impl RecordingTimeline {
         // may reach: finality trails `now` by at most a staging window on top of the larger
         // of the reorder delay and a stall hold; packets may map up to LEAD ahead of their
         // arrival (further is a timestamp jump: re-anchored, not dropped), plus one packet.
-        // With the defaults: 350 + 500 + 120 ms → 16 384 samples (1.02 s, 64 KiB a channel).
+        // With the defaults: 750 + 500 + 120 ms → 32 768 samples (2.05 s, 128 KiB a channel).
         let lag = anchor_window + reorder.max(stall_hold);
         let lead = samples_of(LEAD);
         let packet = samples_of(MAX_PACKET);
         let cap = (lag + lead + packet).max(1024) as usize;
         let cap = cap.next_power_of_two();
-        let max_ahead = (cap as i64 - lag - packet).min(max_jump);
+        let max_ahead = (cap as i64 - lag - packet).min(lead).min(max_jump);
         let params = SourceParams {
             max_jump,
             max_ahead,

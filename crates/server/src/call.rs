@@ -55,6 +55,9 @@ pub(crate) struct ServerContext {
     pub(crate) caps: Capabilities,
     /// Named conferences.
     pub(crate) conferences: Arc<crate::conference::ConferenceHub>,
+    /// `[[trunk]]`s for `phone` endpoints; replaced on SIGHUP (calls keep the list they
+    /// routed with).
+    trunks: std::sync::RwLock<Arc<Vec<crate::trunks::TrunkConfig>>>,
     seeds: AtomicU64,
 }
 
@@ -70,6 +73,7 @@ impl ServerContext {
         let seed = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
+        let trunks = std::sync::RwLock::new(Arc::new(config.trunks.clone()));
         Self {
             config,
             ncco,
@@ -79,8 +83,25 @@ impl ServerContext {
             events,
             http: crate::answer::client(),
             caps: crate::serve::capabilities(),
+            trunks,
             conferences,
             seeds: AtomicU64::new(seed),
+        }
+    }
+
+    /// The trunks in force now.
+    pub(crate) fn trunks(&self) -> Arc<Vec<crate::trunks::TrunkConfig>> {
+        self.trunks
+            .read()
+            .map_or_else(|p| Arc::clone(&p.into_inner()), |t| Arc::clone(&t))
+    }
+
+    /// Replaces the trunks (SIGHUP reload).
+    pub(crate) fn set_trunks(&self, trunks: Vec<crate::trunks::TrunkConfig>) {
+        let new = Arc::new(trunks);
+        match self.trunks.write() {
+            Ok(mut t) => *t = new,
+            Err(p) => *p.into_inner() = new,
         }
     }
 
@@ -115,6 +136,7 @@ pub(crate) async fn run_inbound(
     key: ServerTxKey,
     invite: Request,
     peer: Peer,
+    authenticated_user: Option<String>,
     self_tx: mpsc::UnboundedSender<CallInput>,
     inputs: mpsc::UnboundedReceiver<CallInput>,
 ) {
@@ -132,7 +154,9 @@ pub(crate) async fn run_inbound(
         let info = CallInfo {
             uuid: uuid.clone(),
             conversation_uuid: uuid::Uuid::new_v4().to_string(),
-            from: user_part(invite.from().ok().map(|f| f.uri).as_ref()),
+            // A digest-authenticated caller is its user name, whatever its From header says.
+            from: authenticated_user
+                .unwrap_or_else(|| user_part(invite.from().ok().map(|f| f.uri).as_ref())),
             to: user_part(invite.to().ok().map(|t| t.uri).as_ref()),
         };
         let mut inputs = inputs;
@@ -141,7 +165,10 @@ pub(crate) async fn run_inbound(
             .await;
         match answer(&ctx, &sip, key, &invite, peer, info, (self_tx, &mut inputs)).await {
             Ok(call) => call.run(inputs).await,
-            Err(status) => info!(status, "call not answered"),
+            Err(status) => {
+                crate::metrics::call_ended(crate::metrics::CallResult::from_status(status));
+                info!(status, "call not answered");
+            }
         }
         drop(guard);
     }
@@ -155,6 +182,10 @@ struct ActiveRecording {
     /// `endOnSilence`: the detector, its length, when audio was last fed (no packets at all
     /// counts as silence too), and whether the runner was told.
     silence: Option<SilenceWatch>,
+    /// Counted in the active recordings gauge while it lives.
+    _active: crate::metrics::RecordingGauge,
+    /// This host's note that it writes the file (crash recovery at the next start).
+    _live: crate::recovery::LiveMarker,
 }
 
 /// Watches the caller's audio for `endOnSilence`.
@@ -409,6 +440,11 @@ impl InboundCall {
             malformed = self.leg.stats.malformed,
             "call ended"
         );
+        crate::metrics::call_ended(if self.failure.is_some() {
+            crate::metrics::CallResult::Failed
+        } else {
+            crate::metrics::CallResult::Answered
+        });
         if let Some(reason) = self.failure.take() {
             let ev = self.info.ended_event(CallStatus::Failed, &reason, None);
             self.ctx.events.call_status(&ev).await;
@@ -787,8 +823,22 @@ impl InboundCall {
                 let silence = record
                     .end_on_silence
                     .map(|s| SilenceWatch::new(Duration::from_secs(u64::from(s)), now));
-                self.recordings
-                    .insert(id.0, ActiveRecording { rec, silence });
+                let live = blocking(|| {
+                    crate::recovery::LiveMarker::create(
+                        &self.ctx.config.data_dir,
+                        rec.recording_uuid(),
+                        rec.path(),
+                    )
+                });
+                self.recordings.insert(
+                    id.0,
+                    ActiveRecording {
+                        rec,
+                        silence,
+                        _active: crate::metrics::RecordingGauge::start(),
+                        _live: live,
+                    },
+                );
             }
             Err(e) => {
                 warn!(error = %e, "cannot start recording");
@@ -871,9 +921,11 @@ impl InboundCall {
             return;
         };
         let recording_uuid = r.rec.recording_uuid().to_string();
+        log_timeline_stats(&recording_uuid, &r.rec.stats());
         let path = r.rec.path().display().to_string();
         match blocking(|| r.rec.finish(now, SystemTime::now())) {
             Ok(summary) => {
+                crate::metrics::recording_finished(summary.size);
                 log_record_event(&summary, reason);
                 let (url, method) = self.record_target(id);
                 self.record_targets.remove(&id.0);
@@ -898,6 +950,30 @@ impl InboundCall {
                 });
             }
         }
+    }
+}
+
+/// What the timeline did with each leg's packets, so a recording that lost audio explains
+/// itself in the log (late drops, drift cuts and gaps, re-syncs) without the load harness.
+fn log_timeline_stats(recording_uuid: &str, stats: &callmux_record::TimelineStats) {
+    for l in stats
+        .legs
+        .iter()
+        .filter(|l| l.frames_placed > 0 || l.late_frames > 0)
+    {
+        info!(
+            %recording_uuid,
+            channel = l.channel + 1,
+            placed = l.frames_placed,
+            late_samples = l.late_samples,
+            cut_samples = l.cut_samples,
+            gap_samples = l.gap_samples,
+            overflow_samples = l.overflow_samples,
+            drift_corrections = l.drift_corrections,
+            late_resyncs = l.late_resyncs,
+            reanchors = l.reanchors,
+            "recording timeline"
+        );
     }
 }
 

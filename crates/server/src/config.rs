@@ -55,12 +55,16 @@ pub(crate) struct FileConfig {
     pub data: DataSection,
     /// Event queue and the webhook dispatcher.
     pub dispatch: DispatchSection,
+    /// The process itself: shutdown.
+    pub server: ServerSection,
     /// SIP trunks for `connect` to `phone` endpoints (`[[trunk]]`, tried in order).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trunk: Vec<crate::trunks::TrunkConfig>,
     /// SIP users for digest authentication (`[[user]]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub user: Vec<UserConfig>,
+    /// Registration of users' phones (`[registrar]`).
+    pub registrar: crate::registrar::RegistrarSection,
 }
 
 /// `[sip]`
@@ -124,6 +128,21 @@ impl Default for SipSection {
             invite_burst: 40,
             invite_ban_s: 60,
         }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerSection {
+    /// Seconds calls may go on after SIGTERM (new INVITEs get 503 meanwhile) before every
+    /// call is hung up; a second SIGTERM/SIGINT cuts it short.
+    pub shutdown_grace: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self { shutdown_grace: 30 }
     }
 }
 
@@ -356,6 +375,8 @@ pub(crate) struct Overrides {
     pub acl: Vec<String>,
     /// `--invite-rate`
     pub invite_rate: Option<f64>,
+    /// `--shutdown-grace` (seconds)
+    pub shutdown_grace: Option<u64>,
 }
 
 /// The validated configuration the server runs with.
@@ -415,6 +436,12 @@ pub(crate) struct Config {
     pub retention: Option<Duration>,
     /// Time between retention sweeps.
     pub sweep_interval: Duration,
+    /// How long calls may go on after SIGTERM before they are hung up.
+    pub shutdown_grace: Duration,
+    /// Registration limits and keep-alives (`[registrar]`).
+    pub registrar: crate::registrar::RegistrarSettings,
+    /// `[[user]] allow`: users who may register and call only from these sources.
+    pub user_acls: std::collections::HashMap<String, crate::security::acl::Acl>,
 }
 
 /// The answer URL settings.
@@ -518,6 +545,9 @@ impl Config {
         }
         if let Some(v) = ov.max_calls {
             fc.sip.max_calls = v;
+        }
+        if let Some(v) = ov.shutdown_grace {
+            fc.server.shutdown_grace = v;
         }
         security::apply_overrides(&mut fc, ov);
 
@@ -689,6 +719,10 @@ impl Config {
             request_timeout: Duration::from_millis(d.request_timeout_ms),
         };
         let sec = security::resolve(&fc, ov, http_listen, &err)?;
+        let registrar = fc
+            .registrar
+            .resolve()
+            .map_err(|(key, reason)| err(false, key, reason))?;
 
         Ok(Self {
             sip_listen,
@@ -723,6 +757,9 @@ impl Config {
             api: sec.api,
             retention: sec.retention,
             sweep_interval: sec.sweep_interval,
+            shutdown_grace: Duration::from_secs(fc.server.shutdown_grace),
+            registrar,
+            user_acls: sec.user_acls,
         })
     }
 }
@@ -737,7 +774,9 @@ pub(crate) fn parse_file(path: &Path) -> Result<FileConfig, ConfigError> {
     toml::from_str(&text).map_err(|e| {
         // toml reports the span; find the key name from the message when it names one.
         let msg = e.message().to_string();
-        let key = key_from_toml_error(&text, &e).unwrap_or_else(|| "-".into());
+        let key = key_from_toml_error(&text, &e)
+            .or_else(|| key_of_missing_field(&text, &msg))
+            .unwrap_or_else(|| "-".into());
         ConfigError {
             file: Some(path.to_path_buf()),
             key,
@@ -771,6 +810,43 @@ fn key_from_toml_error(text: &str, e: &toml::de::Error) -> Option<String> {
         (None, Some(k)) => Some(k),
         (None, None) => None,
     }
+}
+
+/// For a `missing field` error (which toml reports without a position): the first table
+/// that lacks the field, as `table.field` or `table[i].field` for `[[table]]` entries.
+fn key_of_missing_field(text: &str, msg: &str) -> Option<String> {
+    let field = msg.strip_prefix("missing field `")?.split('`').next()?;
+    let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+    // The table being read: its name as reported, and whether it has the field.
+    let mut current: Option<(String, bool)> = None;
+    let lines = text.lines().map(str::trim).chain(std::iter::once("[]"));
+    for line in lines {
+        if line.starts_with('[') {
+            if let Some((name, false)) = current.take() {
+                return Some(format!("{name}.{field}"));
+            }
+            let name = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
+            if name.is_empty() {
+                break;
+            }
+            let label = if line.starts_with("[[") {
+                let i = seen.entry(name.clone()).or_insert(0);
+                *i += 1;
+                format!("{name}[{}]", *i - 1)
+            } else {
+                name
+            };
+            current = Some((label, false));
+        } else if let Some((_, has)) = current.as_mut() {
+            if line.split('=').next().map(str::trim) == Some(field) {
+                *has = true;
+            }
+        }
+    }
+    None
 }
 
 /// `host:port`, or a bare IP with the default port.
@@ -921,6 +997,16 @@ mod tests {
             let e = resolve(text).unwrap_err();
             assert_eq!(e.key, key, "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_table_entry() {
+        let text = "[[trunk]]\nname = \"a\"\nuri = \"sip:{number}@h\"\n\n[[trunk]]\nname = \"b\"\n";
+        assert_eq!(
+            key_of_missing_field(text, "missing field `uri`").as_deref(),
+            Some("trunk[1].uri")
+        );
+        assert_eq!(key_of_missing_field(text, "invalid type"), None);
     }
 
     #[test]

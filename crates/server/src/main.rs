@@ -14,9 +14,12 @@ mod dispatch;
 mod events;
 mod inspect;
 mod media_leg;
+mod metrics;
 mod outbound;
 mod playback;
 mod recordings_api;
+mod recovery;
+mod registrar;
 mod security;
 mod serve;
 mod sip_task;
@@ -36,7 +39,7 @@ mod ua;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `callmux_server=debug`.
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `callmux=debug` (the binary's modules are `callmux::…`).
     #[arg(long, global = true, env = "CALLMUX_LOG", default_value = "info")]
     log: String,
     /// Log line format.
@@ -165,6 +168,9 @@ struct ServeArgs {
     /// New INVITEs per second per source, 0 = unlimited [default: 20].
     #[arg(long, env = "CALLMUX_INVITE_RATE")]
     invite_rate: Option<f64>,
+    /// Seconds calls go on after SIGTERM before they are hung up [default: 30].
+    #[arg(long, env = "CALLMUX_SHUTDOWN_GRACE")]
+    shutdown_grace: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +218,7 @@ fn main() -> ExitCode {
                 users: args.users,
                 acl: args.acl,
                 invite_rate: args.invite_rate,
+                shutdown_grace: args.shutdown_grace,
             };
             let cfg = match config::Config::load(args.config.as_deref(), &overrides) {
                 Ok(c) => c,
@@ -220,7 +227,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run_async(serve::run(cfg, args.config))
+            run_async(serve::run(cfg, args.config, overrides))
         }
         Command::Dispatch(args) => run_async(dispatch::run(args)),
         Command::Call(args) => run_async(ua::call::run(args)),

@@ -120,6 +120,16 @@ pub(crate) struct MediaLeg {
     pub(crate) last_rx: Option<Instant>,
     last_ssrc: Option<u32>,
     pub(crate) stats: LegStats,
+    /// Prometheus counters, flushed once a second (never a registry lookup per packet).
+    meter: crate::metrics::RtpMeter,
+}
+
+impl Drop for MediaLeg {
+    /// The last second of counts goes to the registry when the leg ends.
+    fn drop(&mut self) {
+        self.meter
+            .flush(Instant::now(), self.stats.packets, self.reorder.stats());
+    }
 }
 
 impl MediaLeg {
@@ -157,6 +167,7 @@ impl MediaLeg {
             last_rx: None,
             last_ssrc: None,
             stats: LegStats::default(),
+            meter: crate::metrics::RtpMeter::new(negotiated.audio.codec.encoding_name()),
             negotiated,
         })
     }
@@ -331,6 +342,10 @@ impl MediaLeg {
         self.stats.packets += 1;
         self.stats.bytes += bytes.len() as u64;
         self.last_rx = Some(now);
+        if self.meter.due(now) {
+            self.meter
+                .flush(now, self.stats.packets, self.reorder.stats());
+        }
         if let Some(te) = &self.negotiated.telephone_event {
             if rtp.payload_type == te.pt {
                 return match self.dtmf.push(rtp.timestamp, rtp.payload) {
@@ -344,6 +359,9 @@ impl MediaLeg {
             // silence in the recording.
             return Received::Nothing;
         }
+        self.meter
+            .jitter
+            .on_packet(rtp.timestamp, self.negotiated.audio.clock_rate, now);
         self.reorder.push(&rtp, now);
         Received::Audio
     }

@@ -19,6 +19,9 @@ use tracing::{debug, info};
 use crate::media_leg::{bind_rtp, MediaLeg, PortLease};
 use crate::sip_task::{CallInput, SipCommand, SipHandle};
 
+mod fork;
+pub(crate) use fork::ForkedLeg;
+
 /// How a leg ended (or did not start), in the hosted API's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LegOutcome {
@@ -97,6 +100,12 @@ pub(crate) struct OutboundParams {
     pub(crate) media_ip: IpAddr,
     /// Codecs we offer, in order.
     pub(crate) codecs: CodecPreferences,
+    /// Send to this address instead of the Request-URI's host (a registered phone behind
+    /// NAT is reached where its REGISTER came from).
+    pub(crate) target: Option<SocketAddr>,
+    /// Use this Call-ID (the branches of a forked `connect` share one, as a forking
+    /// proxy's do, so the call routes all their messages to the connect).
+    pub(crate) call_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,11 +160,14 @@ impl OutboundLeg {
     ) -> anyhow::Result<Self> {
         let host = params.uri.host.clone();
         let port = params.uri.port.unwrap_or(5060);
-        let remote: SocketAddr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-            .await
-            .with_context(|| format!("cannot resolve {host}"))?
-            .next()
-            .with_context(|| format!("{host} has no address"))?;
+        let remote: SocketAddr = match params.target {
+            Some(t) => t,
+            None => tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+                .await
+                .with_context(|| format!("cannot resolve {host}"))?
+                .next()
+                .with_context(|| format!("{host} has no address"))?,
+        };
         if params.uri.params.get("transport").is_some_and(|t| {
             !t.value
                 .as_deref()
@@ -170,7 +182,10 @@ impl OutboundLeg {
         let local_rtp = socket.local_addr()?;
         let mut origin = SdpOrigin::new(seed);
         let sdp = offer(&params.codecs, local_rtp, &mut origin);
-        let call_id = format!("{:016x}@callmux", seed);
+        let call_id = params
+            .call_id
+            .clone()
+            .unwrap_or_else(|| format!("{:016x}@callmux", seed));
         let from_tag = format!("{:08x}", (seed >> 7) as u32);
         let local = sip.local;
         let uuid = uuid::Uuid::new_v4().to_string();

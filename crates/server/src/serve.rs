@@ -3,9 +3,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use callmux_ncco::{default_ncco, parse_ncco, Capabilities, Ncco};
@@ -45,9 +45,9 @@ pub(crate) fn capabilities() -> Capabilities {
         // espeak-ng has no styles or premium voices to choose from.
         .without_field("talk", "style")
         .without_field("talk", "premium")
-        // connect: SIP URIs and phone numbers through trunks are performed; the rest not yet.
+        // connect: SIP URIs, phone numbers through trunks and registered app users are
+        // performed; the rest not yet.
         .without_value("connect", "endpoint.type", "websocket")
-        .without_value("connect", "endpoint.type", "app")
         .without_value("connect", "endpoint.type", "vbc")
         .without_field("connect", "endpoint.dtmfAnswer")
         .without_field("connect", "endpoint.onAnswer")
@@ -62,21 +62,24 @@ pub(crate) fn host_port(ip: IpAddr, port: u16) -> String {
     SocketAddr::new(ip, port).to_string()
 }
 
-/// Loads the NCCO every call runs: the static file, or the built-in default.
-fn load_ncco(config: &Config) -> Result<Ncco, ConfigError> {
+/// Loads the NCCO every call runs: the static file, or the built-in default. A mistake is
+/// reported against the config file (`config_file`, None when it came from `--ncco`) and
+/// its key, with the NCCO file's path in the reason.
+fn load_ncco(config: &Config, config_file: Option<&std::path::Path>) -> Result<Ncco, ConfigError> {
     let caps = capabilities();
     let Some(path) = &config.ncco_file else {
         return Ok(default_ncco());
     };
+    let file = config_file.map(std::path::Path::to_path_buf);
     let bytes = std::fs::read(path).map_err(|e| ConfigError {
-        file: Some(path.clone()),
+        file: file.clone(),
         key: "ncco.file".into(),
-        reason: format!("cannot read the NCCO file: {e}"),
+        reason: format!("cannot read the NCCO file {}: {e}", path.display()),
     })?;
     parse_ncco(&bytes, &caps).map_err(|e| ConfigError {
-        file: Some(path.clone()),
+        file,
         key: "ncco.file".into(),
-        reason: format!("invalid NCCO: {e}"),
+        reason: format!("invalid NCCO in {}: {e}", path.display()),
     })
 }
 
@@ -130,9 +133,14 @@ pub(crate) fn record_event(
 pub(crate) async fn run(
     config: Config,
     config_file: Option<std::path::PathBuf>,
+    overrides: crate::config::Overrides,
 ) -> anyhow::Result<ExitCode> {
-    let ncco = load_ncco(&config)?;
+    let ncco = load_ncco(&config, config_file.as_deref())?;
     crate::recordings_api::set_public_url(&config.api.public_url);
+    if let Err(e) = crate::metrics::install() {
+        warn!(error = %e, "metrics recorder not installed: /metrics stays empty");
+    }
+    crate::metrics::set_draining(false);
     if !crate::playback::tts_available() {
         warn!(
             program = crate::playback::TTS_PROGRAM,
@@ -156,34 +164,11 @@ pub(crate) async fn run(
         EventSink::start(&config.queue, config.event_url.clone(), config.event_method)
     })?;
 
-    for result in callmux_record::recover_unfinished(&config.recordings_dir, SystemTime::now()) {
-        match result {
-            Ok(s) => {
-                info!(
-                    event = "record",
-                    state = "recovered",
-                    recording_uuid = %s.recording_uuid,
-                    call_uuid = %s.call_uuid,
-                    path = %s.path.display(),
-                    size = s.size,
-                    duration_ms = s.duration.as_millis() as u64,
-                    "recovered a recording left unfinished by a crash"
-                );
-                // The record action's own eventUrl is not kept on disk: the recovered
-                // recording is announced to the application's event URL.
-                let ev = record_event(&s, config.http_listen, RecordState::Recovered);
-                events
-                    .emit(
-                        &s.call_uuid,
-                        config.event_url.as_deref(),
-                        config.event_method,
-                        &ev,
-                    )
-                    .await;
-            }
-            Err(e) => warn!(error = %e, "could not recover an unfinished recording"),
-        }
-    }
+    // This host's own recordings cut by a crash are recovered now; other unfinished ones
+    // only once nothing has written them for STALE_AFTER (another host sharing the
+    // directory may be recording them), here or by the periodic sweep.
+    tokio::task::block_in_place(|| crate::recovery::claim_own_unfinished(&config.data_dir));
+    crate::recovery::recover_stale(&config, &events).await;
 
     let udp = UdpSocket::bind(config.sip_listen)
         .await
@@ -205,7 +190,7 @@ pub(crate) async fn run(
     };
 
     let supervisor = if config.spawn_dispatcher && needs_dispatcher(&config, &ncco) {
-        Some(Supervisor::start(&config, config_file)?)
+        Some(Supervisor::start(&config, config_file.clone())?)
     } else {
         None
     };
@@ -253,11 +238,22 @@ pub(crate) async fn run(
         }
     });
     let invite_ctx = Arc::clone(&ctx);
-    let on_invite = Box::new(move |key, request: callmux_sip::Request, peer| {
+    let draining = Arc::new(AtomicBool::new(false));
+    let invite_draining = Arc::clone(&draining);
+    let on_invite = Box::new(move |key, request: callmux_sip::Request, peer, user| {
         let ctx = &invite_ctx;
+        if invite_draining.load(Ordering::Relaxed) {
+            // Shutting down: the proxy in front sends the call to another host.
+            crate::metrics::call_ended(crate::metrics::CallResult::Overloaded);
+            let mut r = request.make_response(503, "Service Unavailable");
+            r.headers.push("Retry-After", "5");
+            r.headers.push("Warning", "399 callmux \"shutting down\"");
+            return InviteDecision::Reject(r);
+        }
         let max = ctx.config.max_calls as usize;
         if ctx.active_calls.fetch_add(1, Ordering::Relaxed) >= max {
             ctx.active_calls.fetch_sub(1, Ordering::Relaxed);
+            crate::metrics::call_ended(crate::metrics::CallResult::Overloaded);
             let mut r = request.make_response(503, "Service Unavailable");
             r.headers.push("Retry-After", "5");
             r.headers
@@ -270,15 +266,18 @@ pub(crate) async fn run(
             key,
             request,
             peer,
+            user,
             tx.clone(),
             rx,
         ));
         InviteDecision::Accept(tx)
     });
     let gate_counters = Arc::new(GateCounters::default());
+    // Kept for gates rebuilt on SIGHUP, so outstanding digest nonces stay valid.
+    let gate_secret = nonce_secret();
     let gate = InviteGate::new(
         config.security.clone(),
-        &nonce_secret(),
+        &gate_secret,
         Arc::clone(&gate_counters),
     );
     let (sip, sip_join) = SipTask::spawn_secured(
@@ -290,11 +289,22 @@ pub(crate) async fn run(
         ServerSecurity {
             tls,
             gate: Some(gate),
+            registrar: start_registrar(&config)?,
         },
         on_invite,
         ctx.next_seed(),
     )?;
     let _ = ctx.sip.set(sip);
+    let stale_sweeper = tokio::spawn(crate::recovery::sweep_stale(Arc::clone(&ctx)));
+    let reloader = tokio::spawn(reload_on_sighup(
+        Arc::clone(&ctx),
+        Reload {
+            file: config_file.clone(),
+            overrides,
+            gate_secret,
+            gate_counters: Arc::clone(&gate_counters),
+        },
+    ));
 
     let health_ctx = Arc::clone(&ctx);
     let health_gate = Arc::clone(&gate_counters);
@@ -318,8 +328,32 @@ pub(crate) async fn run(
         config.api.jwt.clone(),
         config.api.open,
     ));
+    let metrics_ctx = Arc::clone(&ctx);
+    let queue_reader = Arc::new(crate::metrics::QueueReader::new(config.queue.clone()));
+    let metrics = move || {
+        let active = metrics_ctx.active_calls.load(Ordering::Relaxed);
+        let queue = Arc::clone(&queue_reader);
+        async move {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                crate::metrics::scrape(active, queue).await,
+            )
+        }
+    };
+    let metrics_upkeep = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            crate::metrics::upkeep();
+        }
+    });
     let app = crate::recordings_api::routes(
-        axum::Router::new().route("/healthz", axum::routing::get(healthz)),
+        axum::Router::new()
+            .route("/healthz", axum::routing::get(healthz))
+            .route("/metrics", axum::routing::get(metrics)),
         api,
     );
     let sweeper = config.retention.map(|retention| {
@@ -349,30 +383,140 @@ pub(crate) async fn run(
     log_security(&config);
 
     shutdown_signal().await;
-    info!(
-        active_calls = ctx.active_calls.load(Ordering::Relaxed),
-        "shutting down"
-    );
-    // Every call hangs up (BYE) and finalizes its recordings; new INVITEs get 503.
-    if let Some(handle) = ctx.sip.get() {
-        handle.send(crate::sip_task::SipCommand::Shutdown);
-    }
-    let ctx_wait = Arc::clone(&ctx);
-    let wait_calls = async move {
-        while ctx_wait.active_calls.load(Ordering::Relaxed) > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), wait_calls).await;
+    drain(&ctx, &draining, config.shutdown_grace).await;
     if let Some(s) = supervisor {
         s.stop().await;
     }
     http_task.abort();
+    metrics_upkeep.abort();
+    reloader.abort();
+    stale_sweeper.abort();
     if let Some(s) = sweeper {
         s.abort();
     }
     sip_join.abort();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The registrar, when users exist (`[sip] auth = "required"` with `[[user]]`s): their
+/// phones register with the same passwords. Bindings are reloaded from the data directory.
+fn start_registrar(config: &Config) -> anyhow::Result<Option<crate::registrar::Registrar>> {
+    let Some(digest) = config.security.auth.clone() else {
+        return Ok(None);
+    };
+    if digest.users.is_empty() {
+        return Ok(None);
+    }
+    let registrar = tokio::task::block_in_place(|| {
+        crate::registrar::Registrar::open(
+            config.registrar,
+            digest,
+            config.user_acls.clone(),
+            &nonce_secret(),
+            &config.data_dir,
+        )
+    })
+    .context("cannot open the registrar's bindings store")?;
+    Ok(Some(registrar))
+}
+
+/// What a SIGHUP reload needs: where the settings came from, and what the new gate shares
+/// with the old one.
+struct Reload {
+    file: Option<std::path::PathBuf>,
+    overrides: crate::config::Overrides,
+    gate_secret: Vec<u8>,
+    gate_counters: Arc<GateCounters>,
+}
+
+/// SIGHUP: reads the config file again (flags and environment still override it) and
+/// applies the trunks, ACLs, trusted trunks, users and INVITE limits to new calls. Calls in
+/// progress are not touched. A file with a mistake is logged and the old settings stay.
+/// Everything else (addresses, directories, queue, TLS) needs a restart.
+async fn reload_on_sighup(ctx: Arc<ServerContext>, reload: Reload) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGHUP: no configuration reload");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            let loaded = tokio::task::block_in_place(|| {
+                Config::load(reload.file.as_deref(), &reload.overrides)
+            });
+            let new = match loaded {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "configuration reload failed; the old settings stay");
+                    continue;
+                }
+            };
+            ctx.set_trunks(new.trunks.clone());
+            let gate = InviteGate::new(
+                new.security.clone(),
+                &reload.gate_secret,
+                Arc::clone(&reload.gate_counters),
+            );
+            if let Some(sip) = ctx.sip.get() {
+                sip.send(crate::sip_task::SipCommand::SetGate(Box::new(gate)));
+            }
+            info!(
+                trunks = new.trunks.len(),
+                acl = !new.security.acl.is_empty(),
+                trusted_trunks = new.security.trunks.len(),
+                users = new.security.auth.as_ref().map_or(0, |a| a.users.len()),
+                "configuration reloaded (SIGHUP): trunks, ACLs, users and INVITE limits apply to new calls"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (ctx, reload);
+    }
+}
+
+/// How long hung-up calls may take to end: an unanswered BYE gives up after 32 s (Timer F),
+/// then the call's `completed` event is committed.
+const HANGUP_WAIT: Duration = Duration::from_secs(40);
+
+/// Graceful shutdown, after the first SIGTERM/SIGINT: new INVITEs get 503 while the calls
+/// go on for `grace` (or until a second signal); then every call is hung up (BYE), which
+/// finalizes its recordings and commits its events before its task ends; this returns
+/// when no call is left (bounded).
+async fn drain(ctx: &Arc<ServerContext>, draining: &AtomicBool, grace: Duration) {
+    draining.store(true, Ordering::Relaxed);
+    crate::metrics::set_draining(true);
+    info!(
+        active_calls = ctx.active_calls.load(Ordering::Relaxed),
+        grace_s = grace.as_secs(),
+        "draining: new INVITEs get 503; calls go on for the grace period (a second signal ends it)"
+    );
+    tokio::select! {
+        () = no_calls_left(ctx) => info!("every call ended within the grace period"),
+        () = tokio::time::sleep(grace) => info!("grace period over; hanging up every call"),
+        () = shutdown_signal() => info!("second signal: grace period cut short; hanging up every call"),
+    }
+    if let Some(handle) = ctx.sip.get() {
+        handle.send(crate::sip_task::SipCommand::Shutdown);
+    }
+    tokio::select! {
+        () = no_calls_left(ctx) => info!("every call ended; recordings finalized, events committed"),
+        () = tokio::time::sleep(HANGUP_WAIT) => warn!(
+            active_calls = ctx.active_calls.load(Ordering::Relaxed),
+            "calls still ending after the hang-up wait; exiting"
+        ),
+    }
+}
+
+/// Returns when no call is active.
+async fn no_calls_left(ctx: &ServerContext) {
+    while ctx.active_calls.load(Ordering::Relaxed) > 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A random key for digest nonces (fresh per process: nonces do not survive a restart).

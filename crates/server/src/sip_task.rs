@@ -74,6 +74,8 @@ pub(crate) enum SipCommand {
     Unregister { call_id: String },
     /// The server is stopping: every call is told to end; new INVITEs get 503.
     Shutdown,
+    /// New security settings (SIGHUP): the gate new INVITEs pass from now on.
+    SetGate(Box<InviteGate>),
 }
 
 /// How the owner of the SIP task answers a new INVITE.
@@ -85,8 +87,9 @@ pub(crate) enum InviteDecision {
 }
 
 /// Decides on new INVITEs (out of dialog). Runs inside the SIP task; must not block.
+/// Called for each new INVITE the gate admitted, with the user it authenticated (if any).
 pub(crate) type InviteHandler =
-    Box<dyn FnMut(ServerTxKey, Request, Peer) -> InviteDecision + Send + 'static>;
+    Box<dyn FnMut(ServerTxKey, Request, Peer, Option<String>) -> InviteDecision + Send + 'static>;
 
 /// Bytes framed off a TCP connection, or its end.
 enum StreamInput {
@@ -117,6 +120,8 @@ pub(crate) struct ServerSecurity {
     pub(crate) tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     /// ACL, rate limit and digest authentication of new INVITEs.
     pub(crate) gate: Option<InviteGate>,
+    /// Answers REGISTER (users' phones); without it REGISTER gets 405.
+    pub(crate) registrar: Option<crate::registrar::Registrar>,
 }
 
 /// A handle to the running SIP task.
@@ -182,6 +187,8 @@ pub(crate) struct SipTask {
     on_invite: InviteHandler,
     /// ACL, rate limit and digest authentication of new INVITEs.
     gate: Option<InviteGate>,
+    /// REGISTER handling and NAT keep-alives.
+    registrar: Option<crate::registrar::Registrar>,
     counters: SipCounters,
     shutting_down: bool,
 }
@@ -203,12 +210,19 @@ impl SipTask {
         on_invite: InviteHandler,
         seed: u64,
     ) -> anyhow::Result<(SipHandle, tokio::task::JoinHandle<()>)> {
-        let ServerSecurity { tls, gate } = security;
+        let ServerSecurity {
+            tls,
+            gate,
+            registrar,
+        } = security;
         let local = transports.udp.local_addr()?;
-        let config = EndpointConfig {
+        let mut config = EndpointConfig {
             user_agent: transports.user_agent,
             ..EndpointConfig::default()
         };
+        if registrar.is_some() {
+            config.allowed_methods.push(Method::Register);
+        }
         let endpoint = Endpoint::new(config, seed);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (stream_tx, stream_rx) = mpsc::unbounded_channel();
@@ -240,6 +254,7 @@ impl SipTask {
             tcp_writers: HashMap::new(),
             on_invite,
             gate,
+            registrar,
             counters: SipCounters::default(),
             shutting_down: false,
         };
@@ -263,6 +278,7 @@ impl SipTask {
         let mut streams_open = true;
         loop {
             let deadline = self.endpoint.poll_timeout();
+            let registrar_due = self.registrar.as_ref().and_then(|r| r.deadline());
             tokio::select! {
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, src)) => {
@@ -291,6 +307,9 @@ impl SipTask {
                     Some(StreamInput::Closed { id }) => { self.tcp_writers.remove(&id); }
                     None => streams_open = false,
                 },
+                () = sleep_until(registrar_due), if registrar_due.is_some() => {
+                    self.registrar_tick();
+                }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.endpoint.handle_timeout(Instant::now());
                 }
@@ -299,6 +318,20 @@ impl SipTask {
         }
         for (_, call) in self.calls.drain() {
             let _ = call.send(CallInput::Shutdown);
+        }
+    }
+
+    /// Expires registrations and sends the NAT keep-alives that are due (their answers and
+    /// time-outs belong to no call and are dropped).
+    fn registrar_tick(&mut self) {
+        let now = Instant::now();
+        let Some(registrar) = &mut self.registrar else {
+            return;
+        };
+        for (request, peer) in registrar.tick(now, self.local) {
+            if let Err(e) = self.endpoint.send_request(now, request, peer) {
+                debug!(error = %e, "keep-alive OPTIONS not sent");
+            }
         }
     }
 
@@ -351,6 +384,7 @@ impl SipTask {
                     let _ = call.send(CallInput::Shutdown);
                 }
             }
+            SipCommand::SetGate(gate) => self.gate = Some(*gate),
         }
     }
 
@@ -399,6 +433,13 @@ impl SipTask {
                     .ok()
                     .and_then(|t| t.tag().map(str::to_string))
                     .is_some();
+                if request.method == Method::Register && !has_to_tag {
+                    if let Some(registrar) = &mut self.registrar {
+                        let r = registrar.handle(&request, &peer, now, SystemTime::now());
+                        let _ = self.endpoint.respond(now, &key, r);
+                        return;
+                    }
+                }
                 if request.method == Method::Invite && !has_to_tag {
                     if self.shutting_down {
                         let mut r = request.make_response(503, "Service Unavailable");
@@ -407,13 +448,29 @@ impl SipTask {
                         let _ = self.endpoint.respond(now, &key, r);
                         return;
                     }
+                    let mut authenticated = None;
                     if let Some(gate) = &mut self.gate {
                         match gate.check_invite(&request, peer.remote.ip(), now, SystemTime::now())
                         {
                             GateVerdict::Pass(who) => {
+                                let user_allowed = match (&who.user, &self.registrar) {
+                                    (Some(u), Some(r)) => r.source_allowed(u, peer.remote.ip()),
+                                    _ => true,
+                                };
+                                if !user_allowed {
+                                    info!(src = %peer.remote, user = ?who.user, "INVITE refused: source not allowed for this user");
+                                    let mut r = request.make_response(403, "Forbidden");
+                                    r.headers.push(
+                                        "Warning",
+                                        "399 callmux \"source address not allowed for this user\"",
+                                    );
+                                    let _ = self.endpoint.respond(now, &key, r);
+                                    return;
+                                }
                                 if who.trunk.is_some() || who.user.is_some() {
                                     info!(src = %peer.remote, trunk = ?who.trunk, user = ?who.user, %call_id, "INVITE admitted");
                                 }
+                                authenticated = who.user;
                             }
                             GateVerdict::Reject(r) => {
                                 let _ = self.endpoint.respond(now, &key, r);
@@ -428,7 +485,7 @@ impl SipTask {
                         let _ = self.endpoint.respond(now, &key, r);
                         return;
                     }
-                    match (self.on_invite)(key.clone(), request, peer) {
+                    match (self.on_invite)(key.clone(), request, peer, authenticated) {
                         InviteDecision::Accept(inputs) => {
                             self.calls.insert(call_id, inputs);
                         }

@@ -55,7 +55,7 @@ fn bad_answers_reject_the_call_with_a_reason_and_the_server_stays_up() {
         (
             "not implemented",
             Reply::json(
-                &json!([{"action": "connect", "endpoint": [{"type": "app", "user": "a"}]}]),
+                &json!([{"action": "connect", "endpoint": [{"type": "vbc", "extension": "100"}]}]),
             ),
             500,
             "$[0].endpoint[0].type",

@@ -297,10 +297,19 @@ fn inspect_png_draws_one_panel_per_channel_with_audio_where_the_channel_has_audi
             .unwrap()
     };
     assert!(first_loud(1) + 1000 < first_loud(2));
-    let x_c = p3[2].column(first_loud(2), a.duration_ms);
+    // The first loud 100 ms window of ch3 may hold only C's first few ms (B hangs up just
+    // before C is called): look 300 ms after that window's start, where only C plays.
+    let x_c = p3[2].column(first_loud(2) + 300, a.duration_ms);
     assert!(
-        p3[1].wave_pixels(&img3, x_c + 20) == 0 && p3[2].wave_pixels(&img3, x_c + 20) > 20,
-        "after C joins, ch3 has the waveform and ch2 has none"
+        p3[1].wave_pixels(&img3, x_c) == 0 && p3[2].wave_pixels(&img3, x_c) > 20,
+        "after C joins, ch3 has the waveform and ch2 has none: column {x_c}, ch2 {} px, \
+         ch3 {} px; first loud ch2 {} ms, ch3 {} ms of {} ms; {}",
+        p3[1].wave_pixels(&img3, x_c),
+        p3[2].wave_pixels(&img3, x_c),
+        first_loud(1),
+        first_loud(2),
+        a.duration_ms,
+        three.display()
     );
 
     // Leg labels and join markers from the sidecar: text above every panel, and C's join

@@ -317,7 +317,7 @@ fn invalid_record_fields_are_rejected_at_load_with_their_path() {
         (r#"[{"action":"record","timeOut":8000}]"#, "$[0].timeOut"),
         (r#"[{"action":"record","format":"flac"}]"#, "$[0].format"),
         (
-            r#"[{"action":"connect","endpoint":[{"type":"app","user":"alice"}]}]"#,
+            r#"[{"action":"connect","endpoint":[{"type":"vbc","extension":"100"}]}]"#,
             "$[0].endpoint[0].type",
         ),
     ] {

@@ -43,6 +43,7 @@ pub(crate) mod lex;
 pub mod message;
 pub mod method;
 pub mod params;
+pub mod registrar;
 pub(crate) mod rng;
 pub mod transaction;
 pub mod uri;

@@ -313,6 +313,18 @@ fn a_step_up_in_network_delay_resyncs_after_three_late_packets() {
 /// Ten minutes, two legs, leg 2's clock 0.1 % fast, 20 ms jitter: markers stay within 20 ms.
 #[test]
 fn ten_minutes_with_sender_drift_stays_within_one_frame() {
+    ten_minutes_with_drift(1.001);
+}
+
+/// The same with leg 2's clock 0.1 % slow: the (10 s) minimum window lags a slowing source,
+/// yet its markers stay within 20 ms.
+#[test]
+fn ten_minutes_with_a_slow_sender_clock_stays_within_one_frame() {
+    ten_minutes_with_drift(0.999);
+}
+
+/// Ten minutes, leg 2's clock running at `speed` × real time, 20 ms jitter on both legs.
+fn ten_minutes_with_drift(speed: f64) {
     let t0 = Instant::now();
     let minutes = 10usize;
     let count = minutes * 60 * 50;
@@ -338,11 +350,11 @@ fn ten_minutes_with_sender_drift_stays_within_one_frame() {
         }
     };
     let a = Sender::new(1, 0, 0).packets(count, audio(1.0));
-    let fast = Sender {
-        speed: 1.001,
+    let drifting = Sender {
+        speed,
         ..Sender::new(2, 99, 0)
     };
-    let b = fast.packets(count, audio(1.001));
+    let b = drifting.packets(count, audio(speed));
     let net_a = Net {
         jitter: Duration::from_millis(20),
         seed: 11,
@@ -671,4 +683,64 @@ fn a_timestamp_leap_ahead_reanchors() {
     tl.finish(t0 + Duration::from_secs(5), &mut out);
     let s = &tl.stats().legs[0];
     assert_eq!((s.reanchors, s.frames_placed, s.cut_samples), (1, 100, 0));
+}
+
+/// docs/recording.md, "a sender that is usually late": SIPp's `rtp_stream` (measured on
+/// loopback, docs/performance.md) sends most packets about 20 ms after their schedule and
+/// only some on time, the first on-time one 60–260 ms into the stream. Anchored on the
+/// first 100 ms alone, the source sat 20 ms late and the drift filter moved it back about a
+/// second later, cutting 20 ms of audio (one packet in most 5 s smoke-test recordings).
+#[test]
+fn a_sender_usually_twenty_ms_late_costs_no_audio() {
+    for (first_on_time, every) in [(3usize, 5usize), (9, 5), (13, 20), (20, 7)] {
+        let due_k = |due: f64| ((due - 15.0) / 20.0).round() as usize;
+        let (ch0, s) = serve(
+            1500,
+            |due| {
+                let k = due_k(due);
+                if k >= first_on_time && (k - first_on_time) % every == 0 {
+                    0.0
+                } else {
+                    20.0
+                }
+            },
+            |_| constant(1000),
+        );
+        let case = format!("first on time {first_on_time}, every {every}: {s:?}");
+        assert_eq!(kept(&ch0, 1500), 1.0, "{case}");
+        assert_eq!((s.cut_samples, s.late_samples), (0, 0), "{case}");
+        // Placed on the on-time packets' schedule: audio starts at the first due instant.
+        let first = ch0.iter().position(|&v| v != 0).unwrap();
+        assert_eq!(first, pos(Duration::from_millis(15)), "{case}");
+    }
+}
+
+/// The same sender over a whole call: its on-time packets come in stretches, with 2–4 s
+/// between them (measured on loopback). A 2 s drift window saw its minimum jump 20 ms
+/// later and back, and each correction inserted or cut 10–16 ms (four per 30 s call).
+#[test]
+fn a_sender_on_time_only_in_stretches_costs_no_audio() {
+    let (ch0, s) = serve(
+        1500,
+        |due| {
+            let k = ((due - 15.0) / 20.0).round() as usize;
+            if k % 200 < 50 && k.is_multiple_of(5) {
+                0.0
+            } else {
+                20.0
+            }
+        },
+        |_| constant(1000),
+    );
+    assert_eq!(kept(&ch0, 1500), 1.0, "{s:?}");
+    assert_eq!(
+        (
+            s.cut_samples,
+            s.gap_samples,
+            s.late_samples,
+            s.drift_corrections
+        ),
+        (0, 0, 0, 0),
+        "{s:?}"
+    );
 }

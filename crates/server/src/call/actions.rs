@@ -107,6 +107,7 @@ impl InboundCall {
     /// Sends the record_failed events of recordings that failed, then tells the runner.
     pub(super) async fn report_failed_recordings(&mut self, runner: &mut CallRunner) {
         for f in std::mem::take(&mut self.failed_recordings) {
+            crate::metrics::recording_failed();
             let (url, method) = self.record_target(f.id);
             let ev = callmux_webhook::RecordFailedEvent {
                 status: callmux_webhook::RecordFailedStatus::RecordFailed,

@@ -17,14 +17,15 @@ use super::InboundCall;
 use crate::blocking;
 use crate::events::CallInfo;
 use crate::media_leg::{MediaLeg, Received, FRAME_16K};
-use crate::outbound::{LegOutcome, OutboundLeg, OutboundParams, Progress};
+use crate::outbound::{ForkedLeg, LegOutcome, OutboundLeg, OutboundParams, Progress};
 use crate::sip_task::CallInput;
 
 /// The leg a `connect` placed.
 pub(super) struct ActiveConnect {
     pub(super) id: ActionId,
     connect: Connect,
-    pub(super) leg: OutboundLeg,
+    /// The leg (several branches for a user registered from several phones).
+    pub(super) leg: ForkedLeg,
     /// Its media once answered.
     pub(super) media: Option<MediaLeg>,
     /// Its key in recordings.
@@ -119,22 +120,9 @@ impl InboundCall {
         connect: Connect,
         runner: &mut CallRunner,
     ) {
-        let params = match self.outbound_params(&connect) {
-            Ok(p) => p,
-            Err(reason) => {
-                warn!(action = id.0, %reason, "connect cannot be placed");
-                self.connect_failed_early(id, &connect, &reason, runner)
-                    .await;
-                return;
-            }
-        };
-        let seed = self.ctx.next_seed();
-        let leg = match OutboundLeg::start(&self.sip, &self.self_tx, &self.ctx.ports, params, seed)
-            .await
-        {
+        let leg = match self.place_leg(&connect).await {
             Ok(l) => l,
-            Err(e) => {
-                let reason = format!("{e:#}");
+            Err(reason) => {
                 warn!(action = id.0, %reason, "connect cannot be placed");
                 self.connect_failed_early(id, &connect, &reason, runner)
                     .await;
@@ -179,6 +167,7 @@ impl InboundCall {
         let to = match &connect.endpoint {
             Endpoint::Phone(p) => p.number.clone(),
             Endpoint::Sip(s) => s.uri.clone(),
+            Endpoint::App(a) => a.user.clone(),
             other => other.type_name().to_string(),
         };
         let info = CallInfo {
@@ -199,7 +188,27 @@ impl InboundCall {
         );
     }
 
-    fn outbound_params(&self, connect: &Connect) -> Result<OutboundParams, String> {
+    /// Sends the INVITE(s): one per registered phone of an app user (sharing a Call-ID),
+    /// one otherwise. Fails only when none could be sent.
+    async fn place_leg(&mut self, connect: &Connect) -> Result<ForkedLeg, String> {
+        let mut legs = Vec::new();
+        let mut last_err = None;
+        for params in self.outbound_params(connect)? {
+            let seed = self.ctx.next_seed();
+            match OutboundLeg::start(&self.sip, &self.self_tx, &self.ctx.ports, params, seed).await
+            {
+                Ok(l) => legs.push(l),
+                Err(e) => last_err = Some(format!("{e:#}")),
+            }
+        }
+        let mut legs = legs.into_iter();
+        let first = legs
+            .next()
+            .ok_or_else(|| last_err.unwrap_or_else(|| "nothing to call".into()))?;
+        Ok(ForkedLeg::new(first, legs.collect()))
+    }
+
+    fn outbound_params(&self, connect: &Connect) -> Result<Vec<OutboundParams>, String> {
         let ring_timeout = Duration::from_secs(u64::from(connect.timeout.max(1)));
         let codecs = CodecPreferences::default();
         match &connect.endpoint {
@@ -220,7 +229,7 @@ impl InboundCall {
                         (name, v.clone())
                     })
                     .collect();
-                Ok(OutboundParams {
+                Ok(vec![OutboundParams {
                     uri,
                     from_user: connect.from.clone().unwrap_or_else(|| self.from.clone()),
                     headers,
@@ -228,11 +237,14 @@ impl InboundCall {
                     ring_timeout,
                     media_ip: self.ctx.config.media_ip,
                     codecs,
-                })
+                    target: None,
+                    call_id: None,
+                }])
             }
             Endpoint::Phone(phone) => {
                 let number = phone.number.trim_start_matches('+');
-                let trunk = crate::trunks::route(&self.ctx.config.trunks, number)
+                let trunks = self.ctx.trunks();
+                let trunk = crate::trunks::route(&trunks, number)
                     .ok_or_else(|| format!("no [[trunk]] carries {}", phone.number))?;
                 let uri: Uri = trunk
                     .uri_for(number)
@@ -243,7 +255,7 @@ impl InboundCall {
                     .clone()
                     .or_else(|| trunk.from.clone())
                     .unwrap_or_else(|| self.from.clone());
-                Ok(OutboundParams {
+                Ok(vec![OutboundParams {
                     uri,
                     from_user,
                     headers: Vec::new(),
@@ -251,7 +263,36 @@ impl InboundCall {
                     ring_timeout,
                     media_ip: self.ctx.config.media_ip,
                     codecs,
-                })
+                    target: None,
+                    call_id: None,
+                }])
+            }
+            Endpoint::App(app) => {
+                let contacts = crate::registrar::registry()
+                    .map(|r| r.contacts(&app.user))
+                    .unwrap_or_default();
+                if contacts.is_empty() {
+                    return Err(format!("user {} is not registered", app.user));
+                }
+                // One Call-ID for every branch, as a forking proxy would send.
+                let call_id = format!("{}@callmux", uuid::Uuid::new_v4().simple());
+                let from_user = connect.from.clone().unwrap_or_else(|| self.from.clone());
+                Ok(contacts
+                    .into_iter()
+                    .map(|b| OutboundParams {
+                        // Sent where the REGISTER came from (NAT), over UDP.
+                        target: (b.source.transport == callmux_sip::TransportKind::Udp)
+                            .then_some(b.source.addr),
+                        uri: b.contact,
+                        from_user: from_user.clone(),
+                        headers: Vec::new(),
+                        credentials: None,
+                        ring_timeout,
+                        media_ip: self.ctx.config.media_ip,
+                        codecs: codecs.clone(),
+                        call_id: Some(call_id.clone()),
+                    })
+                    .collect())
             }
             other => Err(format!("{} endpoints are not supported", other.type_name())),
         }
@@ -267,7 +308,7 @@ impl InboundCall {
                 c.leg.on_response(&self.sip, &key, &response).await
             }
             CallInput::Request { key, request } => c.leg.on_request(&self.sip, key, &request),
-            CallInput::ClientTimeout { key } => c.leg.on_client_timeout(&key),
+            CallInput::ClientTimeout { key } => c.leg.on_client_timeout(&self.sip, &key),
             _ => Progress::Nothing,
         };
         self.on_progress(progress, runner).await;

@@ -150,9 +150,11 @@ async fn obtain_ncco(
         &ctx.caps,
     );
     tokio::pin!(fetch);
+    let asked = Instant::now();
     loop {
         tokio::select! {
             result = &mut fetch => {
+                crate::metrics::answer_url_latency(asked.elapsed(), result.is_ok());
                 return result.map_err(|e| {
                     let reason = format!("answer_url {}", e.reason());
                     match e {

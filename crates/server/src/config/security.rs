@@ -24,6 +24,10 @@ pub(crate) struct UserConfig {
     pub name: String,
     /// Digest password.
     pub password: String,
+    /// Sources this user may register and call from (CIDR blocks or addresses); empty =
+    /// anywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
 }
 
 /// SIP over TLS: where, and with which certificate.
@@ -48,6 +52,8 @@ pub(crate) struct ApiSettings {
 
 /// What [`resolve`] produces.
 pub(super) struct Resolved {
+    /// `[[user]] allow`: users restricted to some source addresses.
+    pub(super) user_acls: HashMap<String, Acl>,
     pub(super) tls: Option<TlsListen>,
     pub(super) security: SecuritySettings,
     pub(super) api: ApiSettings,
@@ -133,8 +139,13 @@ where
         }
         Ok(())
     };
+    let mut user_acls = HashMap::new();
     for (i, u) in fc.user.iter().enumerate() {
         add_user(&u.name, &u.password, &format!("user[{i}]"), false)?;
+        let acl = Acl::parse(&u.allow).map_err(|r| err(false, &format!("user[{i}].allow"), r))?;
+        if !acl.is_empty() {
+            user_acls.insert(u.name.clone(), acl);
+        }
     }
     for u in &ov.users {
         let (name, password) = u.split_once(':').ok_or_else(|| {
@@ -302,10 +313,13 @@ where
                     "must not be empty".into(),
                 ));
             }
-            let key_err = |r: String| ConfigError {
-                file: Some(path.clone()),
-                key: "http.application_key".into(),
-                reason: r,
+            // Named by the config file (or flag) and key; the key file is in the reason.
+            let key_err = |r: String| {
+                err(
+                    ov.application_key.is_some(),
+                    "http.application_key",
+                    format!("{}: {r}", path.display()),
+                )
             };
             let pem = std::fs::read_to_string(path)
                 .map_err(|e| key_err(format!("cannot read the application key: {e}")))?;
@@ -364,6 +378,7 @@ where
     }
 
     Ok(Resolved {
+        user_acls,
         tls,
         security: SecuritySettings {
             acl,

@@ -70,7 +70,7 @@ pub(crate) async fn run(args: AnswerArgs) -> anyhow::Result<ExitCode> {
         let args = Arc::clone(&args);
         let handle = Arc::clone(&handle);
         let counter = Arc::clone(&counter);
-        Box::new(move |key, req: Request, peer: Peer| {
+        Box::new(move |key, req: Request, peer: Peer, _user| {
             let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
             if args.calls.is_some_and(|max| n > max) {
                 return InviteDecision::Reject(req.make_response(486, "Busy Here"));

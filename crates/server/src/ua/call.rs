@@ -97,7 +97,7 @@ pub(crate) async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     let local_sip = sip_sock.local_addr()?;
     let rtp = UdpSocket::bind(SocketAddr::new(local_sip.ip(), 0)).await?;
     let local_rtp = rtp.local_addr()?;
-    let on_invite = Box::new(|_key, req: Request, _peer| {
+    let on_invite = Box::new(|_key, req: Request, _peer, _user| {
         InviteDecision::Reject(req.make_response(486, "Busy Here"))
     });
     let seed = clock_seed();

@@ -526,7 +526,7 @@ impl Dispatcher {
         let child = Command::new(super::bin())
             .arg("dispatch")
             .args(args)
-            .env("CALLMUX_LOG", "info,callmux_server=debug")
+            .env("CALLMUX_LOG", "info")
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()

@@ -92,7 +92,7 @@ impl Server {
             .arg(dir.path().join("recordings"))
             .arg("--data")
             .arg(dir.path().join("data"))
-            .env("CALLMUX_LOG", "info,callmux_server=debug");
+            .env("CALLMUX_LOG", "info");
         if let Some(ncco) = &opts.ncco {
             let p = dir.path().join("ncco.json");
             std::fs::write(&p, ncco).unwrap();

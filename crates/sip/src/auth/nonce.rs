@@ -1,7 +1,12 @@
-//! Server-side verification with stateless nonces: `<issue time hex>.<keyed hash>`. The
-//! server keeps no nonce table; a nonce proves itself by its hash and ages out by its time.
+//! Server-side verification with stateless nonces: `<issue time hex>-<counter hex>.<keyed
+//! hash>`. The server keeps no nonce table; a nonce proves itself by its hash and ages out
+//! by its time. The counter makes every challenge's nonce unique, so two clients (or one
+//! client twice) answering challenges issued in the same second with the same cnonce do
+//! not produce identical credentials that a replay guard would refuse.
 //! Replay within the lifetime is not detected (no nc tracking); keep `max_age` short.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::digest::{compute_response, hash_hex, session_ha1};
@@ -43,6 +48,8 @@ pub struct NonceIssuer {
     secret: Vec<u8>,
     max_age: Duration,
     algorithm: Algorithm,
+    /// Nonces issued so far (shared by clones), part of each nonce.
+    issued: Arc<AtomicU64>,
 }
 
 /// Nonces claiming to be issued this far in the future are refused (clock steps).
@@ -56,6 +63,7 @@ impl NonceIssuer {
             secret: secret.to_vec(),
             max_age,
             algorithm,
+            issued: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -72,7 +80,8 @@ impl NonceIssuer {
     /// A fresh nonce embedding `now`.
     pub fn nonce(&self, now: SystemTime) -> String {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let stamp = format!("{secs:x}");
+        let n = self.issued.fetch_add(1, Ordering::Relaxed);
+        let stamp = format!("{secs:x}-{n:x}");
         let mac = self.mac(&stamp);
         format!("{stamp}.{mac}")
     }
@@ -121,7 +130,8 @@ impl NonceIssuer {
         if !constant_time_eq(mac.as_bytes(), self.mac(stamp).as_bytes()) {
             return Err(VerifyError::BadNonce);
         }
-        let issued = u64::from_str_radix(stamp, 16).map_err(|_| VerifyError::BadNonce)?;
+        let time = stamp.split('-').next().unwrap_or_default();
+        let issued = u64::from_str_radix(time, 16).map_err(|_| VerifyError::BadNonce)?;
         let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if issued > now_secs.saturating_add(FUTURE_SLACK.as_secs()) {
             return Err(VerifyError::BadNonce);
@@ -225,6 +235,18 @@ mod tests {
                 issuer.verify(&no_nc, "INVITE", "pw", at(1_000_010)),
                 Err(VerifyError::BadQop)
             );
+        }
+    }
+
+    #[test]
+    fn nonces_are_unique_within_a_second() {
+        let issuer = NonceIssuer::new("r", b"s", Duration::from_secs(60), Algorithm::Md5);
+        let a = issuer.challenge(at(7000), false);
+        let b = issuer.challenge(at(7000), false);
+        assert_ne!(a.nonce, b.nonce);
+        for ch in [a, b] {
+            let creds = authorize(&ch, "u", "p", "REGISTER", "sip:r", "same", 1).unwrap();
+            assert_eq!(issuer.verify(&creds, "REGISTER", "p", at(7001)), Ok(()));
         }
     }
 

@@ -106,6 +106,9 @@ pub(crate) struct OutboundParams {
     /// Use this Call-ID (the branches of a forked `connect` share one, as a forking
     /// proxy's do, so the call routes all their messages to the connect).
     pub(crate) call_id: Option<String>,
+    /// Who the leg is to in events and the sidecar, when that is not the Request-URI's user
+    /// (a registered phone's Contact user is not its user name).
+    pub(crate) to: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,11 +233,13 @@ impl OutboundLeg {
         Ok(Self {
             uuid,
             call_id,
-            to: params
-                .uri
-                .user
-                .clone()
-                .unwrap_or_else(|| params.uri.to_string()),
+            to: params.to.clone().unwrap_or_else(|| {
+                params
+                    .uri
+                    .user
+                    .clone()
+                    .unwrap_or_else(|| params.uri.to_string())
+            }),
             from: params.from_user.clone(),
             ring_deadline: now + params.ring_timeout,
             params,

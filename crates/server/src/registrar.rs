@@ -59,6 +59,8 @@ pub(crate) struct Registrar {
     settings: RegistrarSettings,
     /// Users restricted to some source addresses (`[[user]] allow`).
     user_acls: HashMap<String, Acl>,
+    /// The nonce key, kept so that users replaced on SIGHUP keep outstanding nonces valid.
+    secret: Vec<u8>,
     next_keepalive: Option<Instant>,
     keepalive_seq: u64,
 }
@@ -102,8 +104,16 @@ impl Registrar {
             next_keepalive: settings.keepalive.map(|k| Instant::now() + k),
             settings,
             user_acls,
+            secret: secret.to_vec(),
             keepalive_seq: 0,
         })
+    }
+
+    /// Replaces the users, their passwords and source restrictions (SIGHUP). Bindings stay:
+    /// a removed user's phones are simply never found again, and their bindings lapse.
+    pub(crate) fn set_users(&mut self, digest: DigestSettings, user_acls: HashMap<String, Acl>) {
+        self.auth = DigestAuth::new(digest, &self.secret);
+        self.user_acls = user_acls;
     }
 
     /// Answers one REGISTER received from `peer`.

@@ -463,6 +463,12 @@ async fn reload_on_sighup(ctx: Arc<ServerContext>, reload: Reload) {
             );
             if let Some(sip) = ctx.sip.get() {
                 sip.send(crate::sip_task::SipCommand::SetGate(Box::new(gate)));
+                if let Some(digest) = new.security.auth.clone() {
+                    sip.send(crate::sip_task::SipCommand::SetUsers {
+                        digest: Box::new(digest),
+                        user_acls: new.user_acls.clone(),
+                    });
+                }
             }
             info!(
                 trunks = new.trunks.len(),

@@ -76,6 +76,13 @@ pub(crate) enum SipCommand {
     Shutdown,
     /// New security settings (SIGHUP): the gate new INVITEs pass from now on.
     SetGate(Box<InviteGate>),
+    /// Replace the registrar's users (SIGHUP); ignored when no registrar runs.
+    SetUsers {
+        /// Users, passwords, realm and algorithms.
+        digest: Box<crate::security::digest::DigestSettings>,
+        /// Users restricted to some sources.
+        user_acls: HashMap<String, crate::security::acl::Acl>,
+    },
 }
 
 /// How the owner of the SIP task answers a new INVITE.
@@ -385,6 +392,11 @@ impl SipTask {
                 }
             }
             SipCommand::SetGate(gate) => self.gate = Some(*gate),
+            SipCommand::SetUsers { digest, user_acls } => {
+                if let Some(r) = &mut self.registrar {
+                    r.set_users(*digest, user_acls);
+                }
+            }
         }
     }
 

@@ -446,3 +446,55 @@ fn connect_to_an_unregistered_user_fails_with_a_reason_and_the_ncco_goes_on() {
     let a = analyze(&recs[0]);
     assert!(mostly(&tones_between(&a, 0, 0, a.duration_ms), 440.0, 10));
 }
+
+/// SIGHUP replaces the registrar's users: a changed password applies to the next REGISTER.
+#[test]
+fn sighup_changes_a_users_password_for_the_next_register() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let ip = unique_ip();
+    let args = config(dir.path(), "[\"MD5\"]", None);
+    let server = Server::start_in(
+        Arc::clone(&dir),
+        ServerOptions {
+            extra_args: args.clone(),
+            ..Default::default()
+        },
+        Some(ip),
+    );
+    let phone = SocketAddr::new(ip, 5073);
+    let contact = format!("<sip:alice@{phone}>");
+    assert!(sipp_register(
+        &server, phone, "alice", "alice pw", &contact, 60, 200
+    ));
+    // The same file with alice's password changed, then SIGHUP.
+    let file = dir.path().join("callmux.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"alice pw\"", "\"alice new pw\"")).unwrap();
+    let pid = server.child.as_ref().expect("running").id();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log_text().contains("configuration reloaded") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload in the log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sipp_register(
+        &server, phone, "alice", "alice pw", &contact, 60, 403
+    ));
+    assert!(sipp_register(
+        &server,
+        phone,
+        "alice",
+        "alice new pw",
+        &contact,
+        60,
+        200
+    ));
+}

@@ -239,6 +239,7 @@ impl InboundCall {
                     codecs,
                     target: None,
                     call_id: None,
+                    to: None,
                 }])
             }
             Endpoint::Phone(phone) => {
@@ -265,6 +266,7 @@ impl InboundCall {
                     codecs,
                     target: None,
                     call_id: None,
+                    to: None,
                 }])
             }
             Endpoint::App(app) => {
@@ -291,6 +293,7 @@ impl InboundCall {
                         media_ip: self.ctx.config.media_ip,
                         codecs: codecs.clone(),
                         call_id: Some(call_id.clone()),
+                        to: Some(app.user.clone()),
                     })
                     .collect())
             }

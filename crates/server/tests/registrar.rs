@@ -456,7 +456,7 @@ fn sighup_changes_a_users_password_for_the_next_register() {
     let server = Server::start_in(
         Arc::clone(&dir),
         ServerOptions {
-            extra_args: args.clone(),
+            extra_args: args,
             ..Default::default()
         },
         Some(ip),

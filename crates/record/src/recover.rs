@@ -100,12 +100,15 @@ pub(crate) fn repair_file(path: &Path, format: RecordFormat) -> Result<Repaired,
 }
 
 /// Options of [`recover_unfinished_with`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecoverOptions {
     /// Skip recordings whose audio file was modified less than this long before `now_wall`
     /// (a live recorder on another host sharing the directory checkpoints at least every
     /// second). Zero — the default — recovers everything: right for one host per root.
     pub skip_modified_within: Duration,
+    /// Recordings (by `recording_uuid`) the caller itself was writing when it stopped: no
+    /// one else writes them, so they are recovered however recently they were modified.
+    pub own: Vec<String>,
 }
 
 /// Finds sidecars in state `recording` under `root` (`{root}/{YYYY}/{MM}/{DD}/`), repairs
@@ -130,7 +133,7 @@ pub fn recover_unfinished_with(
     walk(root, 0, &mut sidecars, &mut results);
     sidecars.sort();
     for path in sidecars {
-        if let Some(r) = recover_one(&path, now_wall, options) {
+        if let Some(r) = recover_one(&path, now_wall, &options) {
             results.push(r);
         }
     }
@@ -176,7 +179,7 @@ fn walk(
 fn recover_one(
     sidecar_path: &Path,
     now_wall: SystemTime,
-    options: RecoverOptions,
+    options: &RecoverOptions,
 ) -> Option<Result<RecordingSummary, RecordError>> {
     let mut sidecar = match Sidecar::load(sidecar_path) {
         Ok(s) => s,
@@ -195,7 +198,7 @@ fn recover_one(
         }));
     }
     let path = sidecar_path.with_extension(sidecar.format.extension());
-    if !options.skip_modified_within.is_zero() {
+    if !options.skip_modified_within.is_zero() && !options.own.contains(&sidecar.recording_uuid) {
         let modified = fs::metadata(&path).and_then(|m| m.modified()).ok();
         let recent = modified.is_some_and(|m| {
             now_wall

@@ -61,35 +61,35 @@ impl Drop for LiveMarker {
     }
 }
 
-/// At start-up: the recordings this host was writing when it crashed are made recoverable
-/// at once, by dating their media files back past STALE_AFTER (nothing else writes them:
-/// they are this host's); their notes are removed.
-pub(crate) fn claim_own_unfinished(data_dir: &Path) {
+/// At start-up: the recording_uuids of the recordings this host was writing when it
+/// crashed (nothing else writes them: they are this host's), to be recovered at once; their
+/// notes are removed.
+pub(crate) fn claim_own_unfinished(data_dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(live_dir(data_dir)) else {
-        return;
+        return Vec::new();
     };
-    let old = SystemTime::now() - 2 * STALE_AFTER;
+    let mut own = Vec::new();
     for entry in entries.flatten() {
         let note = entry.path();
-        if let Ok(bytes) = std::fs::read(&note) {
-            let media = PathBuf::from(String::from_utf8_lossy(&bytes).into_owned());
-            let dated = std::fs::File::options()
-                .write(true)
-                .open(&media)
-                .and_then(|f| f.set_modified(old));
-            if let Err(e) = dated {
-                debug!(error = %e, path = %media.display(), "own unfinished recording not dated back");
-            }
+        if let Some(uuid) = note.file_name().and_then(|n| n.to_str()) {
+            debug!(
+                recording_uuid = uuid,
+                "own unfinished recording: recovered at once"
+            );
+            own.push(uuid.to_string());
         }
         let _ = std::fs::remove_file(&note);
     }
+    own
 }
 
-/// Recovers the unfinished recordings no live recorder writes (see STALE_AFTER) and
-/// announces each to the application's event URL.
-pub(crate) async fn recover_stale(config: &Config, events: &EventSink) {
+/// Recovers the unfinished recordings no live recorder writes (see STALE_AFTER), and
+/// those of `own` (this host's, cut by a crash) whatever their age, and announces each to
+/// the application's event URL.
+pub(crate) async fn recover_stale(config: &Config, events: &EventSink, own: Vec<String>) {
     let options = callmux_record::RecoverOptions {
         skip_modified_within: STALE_AFTER,
+        own,
     };
     let results = tokio::task::block_in_place(|| {
         callmux_record::recover_unfinished_with(&config.recordings_dir, SystemTime::now(), options)
@@ -131,7 +131,7 @@ pub(crate) async fn sweep_stale(ctx: Arc<ServerContext>) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        recover_stale(&ctx.config, &ctx.events).await;
+        recover_stale(&ctx.config, &ctx.events, Vec::new()).await;
     }
 }
 
@@ -140,7 +140,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_note_lives_as_long_as_its_recording_and_a_leftover_one_makes_the_file_stale() {
+    fn a_note_lives_as_long_as_its_recording_and_a_leftover_one_is_claimed_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let media = dir.path().join("rec.wav");
@@ -150,15 +150,17 @@ mod tests {
         drop(LiveMarker::create(&data, "done", &media));
         assert!(!live_dir(&data).join("done").exists());
 
-        // Cut by a crash: the note stays (forget = no drop), and at the next start the file
-        // is dated back past STALE_AFTER so recovery takes it at once.
+        // Cut by a crash: the note stays (forget = no drop), and at the next start it names
+        // the recording to recover at once; the media file itself is left as it is.
+        let before = std::fs::metadata(&media).unwrap().modified().unwrap();
         std::mem::forget(LiveMarker::create(&data, "cut", &media));
         assert!(live_dir(&data).join("cut").exists());
-        claim_own_unfinished(&data);
+        assert_eq!(claim_own_unfinished(&data), vec!["cut".to_string()]);
         assert!(!live_dir(&data).join("cut").exists());
-        let age = SystemTime::now()
-            .duration_since(std::fs::metadata(&media).unwrap().modified().unwrap())
-            .unwrap();
-        assert!(age > STALE_AFTER, "{age:?}");
+        assert_eq!(
+            std::fs::metadata(&media).unwrap().modified().unwrap(),
+            before
+        );
+        assert!(claim_own_unfinished(&data).is_empty());
     }
 }

@@ -167,8 +167,9 @@ pub(crate) async fn run(
     // This host's own recordings cut by a crash are recovered now; other unfinished ones
     // only once nothing has written them for STALE_AFTER (another host sharing the
     // directory may be recording them), here or by the periodic sweep.
-    tokio::task::block_in_place(|| crate::recovery::claim_own_unfinished(&config.data_dir));
-    crate::recovery::recover_stale(&config, &events).await;
+    let own =
+        tokio::task::block_in_place(|| crate::recovery::claim_own_unfinished(&config.data_dir));
+    crate::recovery::recover_stale(&config, &events, own).await;
 
     let udp = UdpSocket::bind(config.sip_listen)
         .await

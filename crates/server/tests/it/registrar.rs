@@ -1,0 +1,497 @@
+//! Phones as users, end to end against the real binary: REGISTER with digest (SIPp with
+//! MD5; a raw client with SHA-256), expiry, un-register, 423, bindings kept across a
+//! restart, and `connect` to `{"type":"app","user":…}`: the registered phone rings and
+//! answers (first of several wins, the others are cancelled), or the NCCO goes on when the
+//! user is not registered.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::common::*;
+use crate::reg_client::{self, RegClient};
+use callmux_sip::auth::Algorithm;
+
+/// A config with auth required, users alice and bob, short registrar limits, and (if
+/// `caller`) a trusted trunk address for unauthenticated test callers.
+fn config(dir: &Path, algorithms: &str, caller: Option<IpAddr>) -> Vec<String> {
+    let trunk = caller.map_or_else(String::new, |ip| {
+        format!("\n[[trunk]]\nname = \"testcaller\"\nuri = \"sip:{{number}}@127.0.0.1:5999\"\nacl = [\"{ip}\"]\n")
+    });
+    let text = format!(
+        "[sip]\nauth = \"required\"\nauth_algorithms = {algorithms}\n\n\
+         [registrar]\nmin_expires_s = 2\ndefault_expires_s = 60\nkeepalive_s = 0\n\n\
+         [[user]]\nname = \"alice\"\npassword = \"alice pw\"\n\n\
+         [[user]]\nname = \"bob\"\npassword = \"bob pw\"\n\n\
+         [[user]]\nname = \"carol\"\npassword = \"carol pw\"\nallow = [\"10.0.0.0/8\"]\n{trunk}"
+    );
+    let p = dir.join("callmux.toml");
+    std::fs::write(&p, text).unwrap();
+    vec!["--config".into(), p.display().to_string()]
+}
+
+/// Runs tests/sipp/reg_register.xml from `local` with these credentials; returns whether
+/// SIPp saw the expected final status.
+fn sipp_register(
+    server: &Server,
+    local: SocketAddr,
+    user: &str,
+    password: &str,
+    contact: &str,
+    expires: u32,
+    status: u16,
+) -> bool {
+    let sipp = Sipp::prepare(
+        "reg_register.xml",
+        &[
+            ("USER", user.to_string()),
+            ("CONTACT", contact.to_string()),
+            ("EXPIRES", expires.to_string()),
+            ("STATUS", status.to_string()),
+        ],
+    );
+    let out = output_within(
+        {
+            let mut c = Command::new("sipp");
+            c.arg(server.sip.to_string())
+                .arg("-sf")
+                .arg(&sipp.scenario)
+                .arg("-i")
+                .arg(local.ip().to_string())
+                .arg("-p")
+                .arg(local.port().to_string())
+                .args(["-m", "1", "-nostdin", "-timeout", "15s", "-timeout_error"])
+                .args(["-au", user, "-ap", password])
+                .current_dir(sipp.dir.path())
+                .stdin(Stdio::null());
+            c
+        },
+        Duration::from_secs(20),
+    );
+    if !out.status.success() {
+        eprintln!(
+            "SIPp REGISTER ({user}, expecting {status}) failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out.status.success()
+}
+
+/// A SIPp call with digest credentials (tests/data/sipp/uac_auth_tone.xml); its output.
+fn sipp_invite_as(server: &Server, user: &str, password: &str) -> std::process::Output {
+    let sdir = tempfile::tempdir().unwrap();
+    let tone = ulaw_tone(sdir.path(), 1000, 1.0);
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sipp/uac_auth_tone.xml"),
+    )
+    .unwrap()
+    .replace("{{TONE}}", &tone.display().to_string())
+    .replace("{{PAUSE_MS}}", "500");
+    std::fs::write(sdir.path().join("uac.xml"), text).unwrap();
+    let sipp = Sipp {
+        scenario: sdir.path().join("uac.xml"),
+        dir: sdir,
+    };
+    sipp.run(
+        server.ip,
+        server.sip,
+        &["-m", "1", "-s", "100", "-au", user, "-ap", password],
+        Duration::from_secs(10),
+    )
+}
+
+fn hosts_ports(contacts: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = contacts
+        .iter()
+        .map(|c| {
+            c.trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn sipp_registers_good_bad_expiry_unregister_and_restart_keeps_bindings() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let ip = unique_ip();
+    let mut server = Server::start_in(
+        Arc::clone(&dir),
+        ServerOptions {
+            extra_args: config(dir.path(), "[\"MD5\"]", None),
+            ..Default::default()
+        },
+        Some(ip),
+    );
+    // Carol may call only from 10.0.0.0/8: refused from loopback, good password or not.
+    assert!(!sipp_invite_as(&server, "carol", "carol pw")
+        .status
+        .success());
+    assert!(server
+        .log_text()
+        .contains("INVITE refused: source not allowed for this user"));
+    assert!(server.recordings().is_empty());
+    // Alice (no allow list) calls in from the same address with her password.
+    let out = sipp_invite_as(&server, "alice", "alice pw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    server.wait_recordings(1, Duration::from_secs(10));
+    let phone1 = SocketAddr::new(ip, 5071);
+    let phone2 = SocketAddr::new(ip, 5072);
+    // Good credentials: bound.
+    let c1 = format!("<sip:alice@{phone1}>");
+    assert!(sipp_register(
+        &server, phone1, "alice", "alice pw", &c1, 60, 200
+    ));
+    // Wrong password and unknown user: 403, nothing bound.
+    assert!(sipp_register(
+        &server,
+        phone2,
+        "alice",
+        "wrong",
+        "<sip:alice@10.9.9.9>",
+        60,
+        403
+    ));
+    assert!(sipp_register(
+        &server,
+        phone2,
+        "mallory",
+        "alice pw",
+        "<sip:mallory@10.9.9.9>",
+        60,
+        403
+    ));
+    // Too brief for min_expires_s = 2? 1 s is: 423.
+    assert!(sipp_register(
+        &server,
+        phone2,
+        "alice",
+        "alice pw",
+        "<sip:alice@10.9.9.8>",
+        1,
+        423
+    ));
+    let mut q = RegClient::new(SocketAddr::new(ip, 5079), server.sip, "alice", "alice pw");
+    assert_eq!(hosts_ports(&q.query()), vec![format!("sip:alice@{phone1}")]);
+    // A second contact for 2 s: both listed, then the short one expires on its own.
+    let c2 = format!("<sip:alice@{phone2}>");
+    assert!(sipp_register(
+        &server, phone2, "alice", "alice pw", &c2, 2, 200
+    ));
+    assert_eq!(q.query().len(), 2);
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(hosts_ports(&q.query()), vec![format!("sip:alice@{phone1}")]);
+    assert!(
+        server.log_text().contains("registration expired"),
+        "the lapsed binding is removed, not just hidden"
+    );
+    // Bob registers too; a restart keeps both users' bindings.
+    let bob_phone = SocketAddr::new(ip, 5073);
+    assert!(sipp_register(
+        &server,
+        bob_phone,
+        "bob",
+        "bob pw",
+        &format!("<sip:bob@{bob_phone}>"),
+        60,
+        200
+    ));
+    server.stop();
+    let mut server = Server::start_in(
+        Arc::clone(&dir),
+        ServerOptions {
+            extra_args: config(dir.path(), "[\"MD5\"]", None),
+            ..Default::default()
+        },
+        Some(ip),
+    );
+    assert!(server.log_text().contains("registrations reloaded"));
+    let mut q = RegClient::new(SocketAddr::new(ip, 5078), server.sip, "alice", "alice pw");
+    assert_eq!(hosts_ports(&q.query()), vec![format!("sip:alice@{phone1}")]);
+    let mut qb = RegClient::new(SocketAddr::new(ip, 5077), server.sip, "bob", "bob pw");
+    assert_eq!(qb.query().len(), 1);
+    // Un-register everything with `*`.
+    assert!(sipp_register(
+        &server, phone1, "alice", "alice pw", "*", 0, 200
+    ));
+    assert!(q.query().is_empty());
+    assert_eq!(qb.query().len(), 1, "bob's binding is his own");
+    server.stop();
+}
+
+#[test]
+fn sha256_expires_rules_and_wrong_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions {
+        extra_args: config(dir.path(), "[\"SHA-256\", \"MD5\"]", None),
+        ..Default::default()
+    });
+    let mut c = RegClient::new(
+        SocketAddr::new(server.ip, 5071),
+        server.sip,
+        "alice",
+        "alice pw",
+    );
+    // Both algorithms offered, SHA-256 first.
+    let contact = format!("<sip:alice@{}>;expires=30", c.local());
+    let r = c.register_as(Some(&contact), Some(120), Algorithm::Sha256, "alice pw");
+    assert_eq!(r.status, 200, "{r:?}");
+    let listed = reg_client::contacts(&r);
+    assert_eq!(listed.len(), 1);
+    let expires: u32 = listed[0]
+        .rsplit("expires=")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (28..=30).contains(&expires),
+        "contact expires wins: {expires}"
+    );
+    assert!(r.headers.get("Date").is_some());
+    // Above the maximum (3600 by default): shortened.
+    let r = c.register(Some(&format!("<sip:alice@{}>", c.local())), Some(99_999));
+    let e: u32 = reg_client::contacts(&r)[0]
+        .rsplit("expires=")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3590..=3600).contains(&e), "{e}");
+    // Below the minimum: 423 with Min-Expires.
+    let r = c.register(Some("<sip:alice@10.1.1.1>"), Some(1));
+    assert_eq!(r.status, 423);
+    assert_eq!(r.headers.get("Min-Expires"), Some("2"));
+    // Wrong password with SHA-256: 403.
+    let r = c.register_as(
+        Some("<sip:alice@10.1.1.1>"),
+        None,
+        Algorithm::Sha256,
+        "nope",
+    );
+    assert_eq!(r.status, 403);
+    // Carol may register only from 10.0.0.0/8: 403 from loopback, good password or not.
+    let mut carol = RegClient::new(
+        SocketAddr::new(server.ip, 5073),
+        server.sip,
+        "carol",
+        "carol pw",
+    );
+    let r = carol.register(Some("<sip:carol@10.1.1.3>"), None);
+    assert_eq!(r.status, 403);
+    assert!(r
+        .headers
+        .get("Warning")
+        .unwrap()
+        .contains("not allowed for this user"));
+    // Wildcard without Expires: 0 → 400.
+    let r = c.register(Some("*"), None);
+    assert_eq!(r.status, 400);
+    assert_eq!(c.query().len(), 1);
+}
+
+/// Registers `user` from `phone` (so calls come back to that address), then starts a
+/// `callmux answer` there streaming `tone` Hz.
+fn phone(server: &Server, phone: SocketAddr, user: &str, pw: &str, args: &[&str]) -> Answerer {
+    assert!(sipp_register(
+        server,
+        phone,
+        user,
+        pw,
+        &format!("<sip:{user}@{phone}>"),
+        60,
+        200
+    ));
+    Answerer::start(phone.ip(), phone.port(), args)
+}
+
+#[test]
+fn connect_to_a_registered_user_records_caller_left_and_phone_right() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let ip = unique_ip();
+    let caller = unique_ip();
+    let mut opts = ServerOptions {
+        extra_args: config(dir.path(), "[\"MD5\"]", Some(caller)),
+        ncco: Some(
+            r#"[{"action":"record","split":"conversation"},{"action":"connect","endpoint":[{"type":"app","user":"alice"}]}]"#
+                .into(),
+        ),
+        ..Default::default()
+    };
+    opts.rtp_ports = Some("22000-22999".into());
+    let server = Server::start_in(Arc::clone(&dir), opts, Some(ip));
+    let _alice = phone(
+        &server,
+        SocketAddr::new(ip, 5081),
+        "alice",
+        "alice pw",
+        &["--tone", "1000", "--calls", "1"],
+    );
+    let out = callmux_call(
+        caller,
+        &server.uri("100"),
+        &["--tone", "440", "--seconds", "3"],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    let recs = server.wait_recordings(1, Duration::from_secs(10));
+    let a = analyze(&recs[0]);
+    assert_eq!(a.per_channel.len(), 2);
+    let left = tones_between(&a, 0, 0, a.duration_ms);
+    let right = tones_between(&a, 1, 0, a.duration_ms);
+    assert!(mostly(&left, 440.0, 20), "caller left: {left:?}");
+    assert!(mostly(&right, 1000.0, 20), "phone right: {right:?}");
+}
+
+#[test]
+fn connect_forks_to_every_contact_first_answer_wins_others_cancelled() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let ip = unique_ip();
+    let caller = unique_ip();
+    let server = Server::start_in(
+        Arc::clone(&dir),
+        ServerOptions {
+            extra_args: config(dir.path(), "[\"MD5\"]", Some(caller)),
+            ncco: Some(
+                r#"[{"action":"record","split":"conversation"},{"action":"connect","endpoint":[{"type":"app","user":"alice"}]}]"#
+                    .into(),
+            ),
+            ..Default::default()
+        },
+        Some(ip),
+    );
+    // Desk phone rings for ever; softphone answers after 1 s with 1700 Hz.
+    let desk = phone(
+        &server,
+        SocketAddr::new(ip, 5081),
+        "alice",
+        "alice pw",
+        &["--ring-ms", "60000", "--calls", "1"],
+    );
+    let soft = phone(
+        &server,
+        SocketAddr::new(ip, 5082),
+        "alice",
+        "alice pw",
+        &["--tone", "1700", "--ring-ms", "1000", "--calls", "1"],
+    );
+    let out = callmux_call(
+        caller,
+        &server.uri("100"),
+        &["--tone", "440", "--seconds", "4"],
+    );
+    assert!(out.status.success(), "{}", server.log_text());
+    let recs = server.wait_recordings(1, Duration::from_secs(10));
+    let a = analyze(&recs[0]);
+    // Channel 2 is what the caller heard: ringback while both phones rang, then the
+    // softphone.
+    let right = tones_between(&a, 1, 1500, a.duration_ms);
+    assert!(
+        mostly(&right, 1700.0, 15),
+        "the softphone answered: {right:?}"
+    );
+    assert!(
+        desk.log_text().contains("cancelled while ringing"),
+        "desk phone: {}",
+        desk.log_text()
+    );
+    drop(soft);
+}
+
+#[test]
+fn connect_to_an_unregistered_user_fails_with_a_reason_and_the_ncco_goes_on() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let ip = unique_ip();
+    let caller = unique_ip();
+    let server = Server::start_in(
+        Arc::clone(&dir),
+        ServerOptions {
+            extra_args: config(dir.path(), "[\"MD5\"]", Some(caller)),
+            ncco: Some(
+                r#"[{"action":"connect","endpoint":[{"type":"app","user":"bob"}]},{"action":"record","split":"conversation"},{"action":"wait","timeout":30}]"#
+                    .into(),
+            ),
+            ..Default::default()
+        },
+        Some(ip),
+    );
+    let out = callmux_call(
+        caller,
+        &server.uri("100"),
+        &["--tone", "440", "--seconds", "2"],
+    );
+    assert!(out.status.success(), "{}", server.log_text());
+    let log = server.log_text();
+    assert!(log.contains("user bob is not registered"), "{log}");
+    // The record after the failed connect ran: the caller's tone is on disk.
+    let recs = server.wait_recordings(1, Duration::from_secs(10));
+    let a = analyze(&recs[0]);
+    assert!(mostly(&tones_between(&a, 0, 0, a.duration_ms), 440.0, 10));
+}
+
+/// SIGHUP replaces the registrar's users: a changed password applies to the next REGISTER.
+#[test]
+fn sighup_changes_a_users_password_for_the_next_register() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let ip = unique_ip();
+    let args = config(dir.path(), "[\"MD5\"]", None);
+    let server = Server::start_in(
+        Arc::clone(&dir),
+        ServerOptions {
+            extra_args: args,
+            ..Default::default()
+        },
+        Some(ip),
+    );
+    let phone = SocketAddr::new(ip, 5073);
+    let contact = format!("<sip:alice@{phone}>");
+    assert!(sipp_register(
+        &server, phone, "alice", "alice pw", &contact, 60, 200
+    ));
+    // The same file with alice's password changed, then SIGHUP.
+    let file = dir.path().join("callmux.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"alice pw\"", "\"alice new pw\"")).unwrap();
+    let pid = server.child.as_ref().expect("running").id();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log_text().contains("configuration reloaded") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload in the log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sipp_register(
+        &server, phone, "alice", "alice pw", &contact, 60, 403
+    ));
+    assert!(sipp_register(
+        &server,
+        phone,
+        "alice",
+        "alice new pw",
+        &contact,
+        60,
+        200
+    ));
+}

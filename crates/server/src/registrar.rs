@@ -116,6 +116,13 @@ impl Registrar {
         self.user_acls = user_acls;
     }
 
+    /// Drops every user (SIGHUP removed `[sip] auth` or the last `[[user]]`): REGISTERs are
+    /// refused from now on and the existing bindings lapse.
+    pub(crate) fn forget_users(&mut self) {
+        self.auth.forget_users();
+        self.user_acls.clear();
+    }
+
     /// Answers one REGISTER received from `peer`.
     pub(crate) fn handle(
         &mut self,

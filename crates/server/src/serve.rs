@@ -281,6 +281,8 @@ pub(crate) async fn run(
         &gate_secret,
         Arc::clone(&gate_counters),
     );
+    let registrar = start_registrar(&config)?;
+    let registrar_running = registrar.is_some();
     let (sip, sip_join) = SipTask::spawn_secured(
         SipTransports {
             udp,
@@ -290,7 +292,7 @@ pub(crate) async fn run(
         ServerSecurity {
             tls,
             gate: Some(gate),
-            registrar: start_registrar(&config)?,
+            registrar,
         },
         on_invite,
         ctx.next_seed(),
@@ -304,6 +306,7 @@ pub(crate) async fn run(
             overrides,
             gate_secret,
             gate_counters: Arc::clone(&gate_counters),
+            registrar_running,
         },
     ));
 
@@ -428,13 +431,15 @@ struct Reload {
     overrides: crate::config::Overrides,
     gate_secret: Vec<u8>,
     gate_counters: Arc<GateCounters>,
+    /// Whether REGISTER is answered (users existed at start-up, or a reload added some).
+    registrar_running: bool,
 }
 
 /// SIGHUP: reads the config file again (flags and environment still override it) and
 /// applies the trunks, ACLs, trusted trunks, users and INVITE limits to new calls. Calls in
 /// progress are not touched. A file with a mistake is logged and the old settings stay.
 /// Everything else (addresses, directories, queue, TLS) needs a restart.
-async fn reload_on_sighup(ctx: Arc<ServerContext>, reload: Reload) {
+async fn reload_on_sighup(ctx: Arc<ServerContext>, mut reload: Reload) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -464,11 +469,24 @@ async fn reload_on_sighup(ctx: Arc<ServerContext>, reload: Reload) {
             );
             if let Some(sip) = ctx.sip.get() {
                 sip.send(crate::sip_task::SipCommand::SetGate(Box::new(gate)));
-                if let Some(digest) = new.security.auth.clone() {
+                if reload.registrar_running {
+                    let digest = new.security.auth.clone().filter(|a| !a.users.is_empty());
                     sip.send(crate::sip_task::SipCommand::SetUsers {
-                        digest: Box::new(digest),
+                        digest: digest.map(Box::new),
                         user_acls: new.user_acls.clone(),
                     });
+                } else {
+                    // The first users: open the registrar now rather than at the next restart.
+                    match start_registrar(&new) {
+                        Ok(Some(r)) => {
+                            sip.send(crate::sip_task::SipCommand::StartRegistrar(Box::new(r)));
+                            reload.registrar_running = true;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            warn!(error = %e, "cannot start the registrar; REGISTER stays refused")
+                        }
+                    }
                 }
             }
             info!(

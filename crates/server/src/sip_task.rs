@@ -78,11 +78,13 @@ pub(crate) enum SipCommand {
     SetGate(Box<InviteGate>),
     /// Replace the registrar's users (SIGHUP); ignored when no registrar runs.
     SetUsers {
-        /// Users, passwords, realm and algorithms.
-        digest: Box<crate::security::digest::DigestSettings>,
+        /// Users, passwords, realm and algorithms; `None` when no user is left.
+        digest: Option<Box<crate::security::digest::DigestSettings>>,
         /// Users restricted to some sources.
         user_acls: HashMap<String, crate::security::acl::Acl>,
     },
+    /// Start answering REGISTER (SIGHUP added the first users to a server started without).
+    StartRegistrar(Box<crate::registrar::Registrar>),
 }
 
 /// How the owner of the SIP task answers a new INVITE.
@@ -394,7 +396,17 @@ impl SipTask {
             SipCommand::SetGate(gate) => self.gate = Some(*gate),
             SipCommand::SetUsers { digest, user_acls } => {
                 if let Some(r) = &mut self.registrar {
-                    r.set_users(*digest, user_acls);
+                    match digest {
+                        Some(digest) => r.set_users(*digest, user_acls),
+                        None => r.forget_users(),
+                    }
+                }
+            }
+            SipCommand::StartRegistrar(registrar) => {
+                if self.registrar.is_none() {
+                    self.registrar = Some(*registrar);
+                    self.endpoint.allow_method(Method::Register);
+                    info!("registrar started: REGISTER is answered from now on");
                 }
             }
         }

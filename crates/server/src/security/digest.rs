@@ -191,6 +191,11 @@ impl DigestAuth {
     }
 
     /// Forgets remembered credentials whose nonce has expired.
+    /// Drops every user (SIGHUP with no `[[user]]` left): all credentials fail from now on.
+    pub(crate) fn forget_users(&mut self) {
+        self.settings.users.clear();
+    }
+
     pub(crate) fn prune(&mut self, now: Instant) {
         self.seen.retain(|_, until| *until > now);
     }

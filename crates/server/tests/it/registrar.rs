@@ -467,21 +467,8 @@ fn sighup_changes_a_users_password_for_the_next_register() {
     let file = dir.path().join("callmux.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace("\"alice pw\"", "\"alice new pw\"")).unwrap();
-    let pid = server.child.as_ref().expect("running").id();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !server.log_text().contains("configuration reloaded") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no reload in the log:\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.sighup();
+    server.wait_log("configuration reloaded", 1);
     assert!(sipp_register(
         &server, phone, "alice", "alice pw", &contact, 60, 403
     ));
@@ -494,4 +481,39 @@ fn sighup_changes_a_users_password_for_the_next_register() {
         60,
         200
     ));
+}
+
+/// A server started without users answers REGISTER with 405; SIGHUP with the first users
+/// starts the registrar (no restart needed), and SIGHUP without users refuses REGISTER again.
+#[test]
+fn sighup_starts_the_registrar_with_the_first_users_and_forgets_them_with_the_last() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let ip = unique_ip();
+    let file = dir.path().join("callmux.toml");
+    let no_users = "[registrar]\nmin_expires_s = 2\nkeepalive_s = 0\n";
+    std::fs::write(&file, no_users).unwrap();
+    let server = Server::start_in(
+        Arc::clone(&dir),
+        ServerOptions {
+            extra_args: vec!["--config".into(), file.display().to_string()],
+            ..Default::default()
+        },
+        Some(ip),
+    );
+    let mut phone = RegClient::new(SocketAddr::new(ip, 5074), server.sip, "alice", "alice pw");
+    let contact = format!("<sip:alice@{}>", phone.local());
+    assert_eq!(phone.register(Some(&contact), Some(60)).status, 405);
+
+    config(dir.path(), "[\"MD5\"]", None); // rewrites callmux.toml with alice, bob, carol
+    server.sighup();
+    server.wait_log("registrar started", 1);
+    let r = phone.register(Some(&contact), Some(60));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(reg_client::contacts(&r).len(), 1);
+
+    std::fs::write(&file, no_users).unwrap();
+    server.sighup();
+    server.wait_log("configuration reloaded", 2);
+    let r = phone.register(Some(&contact), Some(60));
+    assert_eq!(r.status, 403, "every user is gone: {r:?}");
 }

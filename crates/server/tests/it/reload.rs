@@ -9,31 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-fn hup(server: &Server) {
-    let pid = server.child.as_ref().expect("running").id();
-    let st = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
-/// Waits until the log holds `n` lines containing `what`.
-fn wait_log(server: &Server, what: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = server.log_text();
-        if log.matches(what).count() >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {n}× {what:?} in the log:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The status code of the final answer to a new INVITE from `ip`.
 fn invite_status(ip: IpAddr, target: SocketAddr, n: u32) -> u16 {
     let msg = format!(
@@ -104,14 +79,14 @@ fn sighup_reloads_acls_for_new_calls_keeps_the_call_in_progress_and_survives_a_b
 
     // Reload: only 10.9.9.9 may call now. New INVITEs from us get 403.
     std::fs::write(&cfg, "[sip]\nacl = [\"10.9.9.9/32\"]\n").unwrap();
-    hup(&server);
-    wait_log(&server, "configuration reloaded", 1);
+    server.sighup();
+    server.wait_log("configuration reloaded", 1);
     assert_eq!(invite_status(ip, server.sip, 1), 403);
 
     // A file with a mistake: logged, and the last good settings stay (still 403, not open).
     std::fs::write(&cfg, "[sip]\nacl = [\"10.0.0.0/33\"]\n").unwrap();
-    hup(&server);
-    wait_log(&server, "configuration reload failed", 1);
+    server.sighup();
+    server.wait_log("configuration reload failed", 1);
     assert!(
         server.log_text().contains("sip.acl"),
         "{}",
@@ -134,8 +109,8 @@ fn sighup_reloads_acls_for_new_calls_keeps_the_call_in_progress_and_survives_a_b
 
     // Back to allowing us: new INVITEs pass the ACL again.
     std::fs::write(&cfg, &allow_me).unwrap();
-    hup(&server);
-    wait_log(&server, "configuration reloaded", 2);
+    server.sighup();
+    server.wait_log("configuration reloaded", 2);
     assert_ne!(invite_status(ip, server.sip, 3), 403);
 }
 
@@ -188,8 +163,8 @@ fn sighup_adds_a_trunk_that_the_next_call_is_routed_through() {
         format!("{no_route}\n[[trunk]]\nname = \"carrier\"\nuri = \"sip:{{number}}@{ip}:5081\"\nnumbers = [\"1*\"]\n"),
     )
     .unwrap();
-    hup(&server);
-    wait_log(&server, "configuration reloaded", 1);
+    server.sighup();
+    server.wait_log("configuration reloaded", 1);
     assert!(
         server.log_text().contains("trunks=2"),
         "{}",

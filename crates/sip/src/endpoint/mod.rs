@@ -352,6 +352,14 @@ impl Endpoint {
         &self.config
     }
 
+    /// Starts handing requests of `method` to the application (a service enabled while
+    /// running, e.g. REGISTER once a registrar exists) instead of answering 405.
+    pub fn allow_method(&mut self, method: Method) {
+        if !self.config.allowed_methods.contains(&method) {
+            self.config.allowed_methods.push(method);
+        }
+    }
+
     /// Next message to send, in order.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()

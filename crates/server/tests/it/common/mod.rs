@@ -210,6 +210,33 @@ impl Server {
         Self::start_in(Arc::clone(&self.dir), self.opts.clone(), Some(self.ip))
     }
 
+    /// kill -HUP: reload the config file.
+    pub fn sighup(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        let st = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits (at most 10 s, else panics with the log) until the log holds `n` lines
+    /// containing `what`.
+    pub fn wait_log(&self, what: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log_text();
+            if log.matches(what).count() >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {n}× {what:?} in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child

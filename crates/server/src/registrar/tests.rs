@@ -98,6 +98,19 @@ fn with_auth(
     reg.handle(&req, &peer(), now, SystemTime::now())
 }
 
+/// alice (MD5, her right password) sends this REGISTER with CSeq `cseq` (and nonce count
+/// `cseq`: one per request, as a phone counts), answering the challenge.
+fn alice(reg: &mut Registrar, cseq: u32, contact: Option<&str>, expires: Option<u32>) -> Response {
+    with_auth(
+        reg,
+        register("alice", cseq, contact, expires),
+        "alice",
+        "pw-a",
+        Algorithm::Md5,
+        cseq,
+    )
+}
+
 fn open(dir: &std::path::Path) -> Registrar {
     let mut acls = HashMap::new();
     acls.insert(
@@ -111,18 +124,11 @@ fn open(dir: &std::path::Path) -> Registrar {
 fn register_query_unregister_and_reload() {
     let dir = tempfile::tempdir().unwrap();
     let mut reg = open(dir.path());
-    let r = with_auth(
+    let r = alice(
         &mut reg,
-        register(
-            "alice",
-            1,
-            Some("<sip:alice@10.0.0.2:5062>;expires=120"),
-            None,
-        ),
-        "alice",
-        "pw-a",
-        Algorithm::Md5,
         1,
+        Some("<sip:alice@10.0.0.2:5062>;expires=120"),
+        None,
     );
     assert_eq!(r.status, 200, "{r:?}");
     let contact = r.headers.get("Contact").unwrap();
@@ -149,14 +155,7 @@ fn register_query_unregister_and_reload() {
     );
     assert_eq!(q.status, 200);
     assert_eq!(q.headers.get_all("Contact").count(), 1);
-    let u = with_auth(
-        &mut reg,
-        register("alice", 3, Some("*"), Some(0)),
-        "alice",
-        "pw-a",
-        Algorithm::Md5,
-        3,
-    );
+    let u = alice(&mut reg, 3, Some("*"), Some(0));
     assert_eq!(u.status, 200);
     assert_eq!(u.headers.get_all("Contact").count(), 0);
     assert!(reg.table.contacts("alice").is_empty());
@@ -196,25 +195,11 @@ fn refusals() {
     assert_eq!(r.status, 403);
     assert!(r.headers.get("Warning").unwrap().contains("To user"));
     // Too brief: 423 with Min-Expires.
-    let r = with_auth(
-        &mut reg,
-        register("alice", 1, c, Some(5)),
-        "alice",
-        "pw-a",
-        Algorithm::Md5,
-        1,
-    );
+    let r = alice(&mut reg, 1, c, Some(5));
     assert_eq!(r.status, 423);
     assert_eq!(r.headers.get("Min-Expires"), Some("30"));
     // Wildcard without Expires: 0 → 400.
-    let r = with_auth(
-        &mut reg,
-        register("alice", 2, Some("*"), None),
-        "alice",
-        "pw-a",
-        Algorithm::Md5,
-        2,
-    );
+    let r = alice(&mut reg, 2, Some("*"), None);
     assert_eq!(r.status, 400);
     assert!(reg.table.contacts("alice").is_empty());
 }
@@ -223,18 +208,11 @@ fn refusals() {
 fn keepalives_go_to_natted_sources_only() {
     let dir = tempfile::tempdir().unwrap();
     let mut reg = open(dir.path());
-    let r = with_auth(
+    let r = alice(
         &mut reg,
-        register(
-            "alice",
-            1,
-            Some("<sip:alice@10.0.0.2:5062>, <sip:alice@203.0.113.9:40000>"),
-            None,
-        ),
-        "alice",
-        "pw-a",
-        Algorithm::Md5,
         1,
+        Some("<sip:alice@10.0.0.2:5062>, <sip:alice@203.0.113.9:40000>"),
+        None,
     );
     assert_eq!(r.status, 200);
     let local = "192.0.2.1:5060".parse().unwrap();

@@ -246,20 +246,46 @@ mod tests {
         r
     }
 
+    /// The authenticator under test: alice/s3cret, SHA-256 offered before MD5.
     fn auth() -> DigestAuth {
+        auth_with(vec![Algorithm::Sha256, Algorithm::Md5], b"secret")
+    }
+
+    /// alice/s3cret with these algorithms and nonce secret (another secret is another
+    /// process, whose nonces this one did not issue).
+    fn auth_with(algorithms: Vec<Algorithm>, secret: &[u8]) -> DigestAuth {
         let mut users = HashMap::new();
         users.insert("alice".to_string(), "s3cret".to_string());
         DigestAuth::new(
             DigestSettings {
                 realm: "callmux".into(),
-                algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+                algorithms,
                 users,
                 nonce_ttl: Duration::from_secs(300),
                 fail_burst: 3,
                 fail_per_minute: 6.0,
             },
-            b"secret",
+            secret,
         )
+    }
+
+    /// alice's INVITE answering the first challenge `issuer` sends at wall-clock `wall`.
+    fn answer_first_challenge(issuer: &DigestAuth, wall: SystemTime) -> Request {
+        let r = issuer.challenge_response(&invite(), false, wall);
+        let ch = Challenge::parse(r.headers.get("WWW-Authenticate").unwrap()).unwrap();
+        let creds = authorize(
+            &ch,
+            "alice",
+            "s3cret",
+            "INVITE",
+            "sip:100@192.0.2.1:5060",
+            "c",
+            1,
+        )
+        .unwrap();
+        let mut req = invite();
+        req.headers.push("Authorization", creds.to_string());
+        req
     }
 
     fn answer(auth: &DigestAuth, alg: Algorithm, user: &str, pw: &str, nc: u32) -> Request {
@@ -364,54 +390,14 @@ mod tests {
         let mut a = auth();
         let src: IpAddr = "192.0.2.12".parse().unwrap();
         let now = Instant::now();
-        let other = {
-            let mut users = HashMap::new();
-            users.insert("alice".to_string(), "s3cret".to_string());
-            DigestAuth::new(
-                DigestSettings {
-                    realm: "callmux".into(),
-                    algorithms: vec![Algorithm::Md5],
-                    users,
-                    nonce_ttl: Duration::from_secs(300),
-                    fail_burst: 3,
-                    fail_per_minute: 6.0,
-                },
-                b"another process",
-            )
-        };
-        let r = other.challenge_response(&invite(), false, SystemTime::now());
-        let ch = Challenge::parse(r.headers.get("WWW-Authenticate").unwrap()).unwrap();
-        let creds = authorize(
-            &ch,
-            "alice",
-            "s3cret",
-            "INVITE",
-            "sip:100@192.0.2.1:5060",
-            "c",
-            1,
-        )
-        .unwrap();
-        let mut req = invite();
-        req.headers.push("Authorization", creds.to_string());
+        let other = auth_with(vec![Algorithm::Md5], b"another process");
+        let req = answer_first_challenge(&other, SystemTime::now());
         assert!(matches!(
             a.check(&req, src, now, SystemTime::now()),
             AuthOutcome::Challenge { stale: false, .. }
         ));
         let old = SystemTime::now() - Duration::from_secs(600);
-        let r = a.challenge_response(&invite(), false, old);
-        let ch = Challenge::parse(r.headers.get("WWW-Authenticate").unwrap()).unwrap();
-        let creds = authorize(
-            &ch,
-            "alice",
-            "s3cret",
-            "INVITE",
-            "sip:100@192.0.2.1:5060",
-            "c",
-            1,
-        )
-        .unwrap();
-        let mut req = invite();
-        req.headers.push("Authorization", creds.to_string());
+        let req = answer_first_challenge(&a, old);
         assert!(matches!(
             a.check(&req, src, now, SystemTime::now()),
             AuthOutcome::Challenge { stale: true, .. }

@@ -263,22 +263,10 @@ fn malformed_messages_get_errors_and_a_valid_call_still_records() {
     assert_eq!(status_of(&reply), Some(200));
 
     // A valid call right after is recorded correctly.
-    let out = callmux_call(
-        server.ip,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "2"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    call_ok(&server, &["--tone", "440", "--seconds", "2"]);
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
-    assert_eq!(a.per_channel.len(), 2);
-    let dom = a.per_channel[0].dominant_hz.expect("tone");
-    assert!((dom - 440.0).abs() <= 5.0);
-    assert_eq!(a.per_channel[1].voiced_ms, 0);
+    assert_split_caller_tone(&a, 440.0, "a valid call after the bad input");
 }
 
 #[test]
@@ -298,18 +286,9 @@ fn bad_config_and_bad_ncco_exit_with_code_2() {
 
     let bad_ncco = dir.path().join("ncco.json");
     std::fs::write(&bad_ncco, r#"[{"action":"record","channels":33}]"#).unwrap();
-    let mut cmd = std::process::Command::new(bin());
-    cmd.args([
-        "serve",
-        "--sip",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--ncco",
-    ])
-    .arg(&bad_ncco);
-    let out = output_within(cmd, Duration::from_secs(20));
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("$[0].channels"), "{err}");
+    assert_exits_2_naming(
+        serve_with_ncco_file(&bad_ncco),
+        "$[0].channels",
+        "channels 33",
+    );
 }

@@ -6,26 +6,15 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn ncco_server(ncco: &str) -> Server {
-    Server::start(ServerOptions {
-        ncco: Some(ncco.to_string()),
-        ..Default::default()
-    })
-}
-
-fn connect(uri: &str) -> String {
-    format!(r#"{{"action":"connect","endpoint":[{{"type":"sip","uri":"{uri}"}}]}}"#)
-}
-
-fn call_ok(server: &Server, args: &[&str]) -> String {
-    let out = callmux_call(server.ip, &server.uri("100"), args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        out.status.success(),
-        "callmux call failed: {err}\n{}",
-        server.log_text()
-    );
-    err
+/// A server on `ip` recording split, then connecting to `uri`.
+fn split_then_connect(ip: std::net::IpAddr, uri: &str) -> Server {
+    Server::with_ncco_at(
+        ip,
+        &format!(
+            r#"[{{"action":"record","split":"conversation"}},{}]"#,
+            connect_ncco(uri)
+        ),
+    )
 }
 
 /// The seed's example: record with channels 3, then connects to parties at 1000, 1700 and
@@ -33,79 +22,45 @@ fn call_ok(server: &Server, args: &[&str]) -> String {
 /// channel at the right time; a fourth party shares channel 3 with the third.
 fn seed_example(fourth: bool) {
     let ip = unique_ip();
-    let b = Answerer::start(
-        ip,
-        5081,
-        &["--tone", "1000", "--seconds", "2", "--calls", "1"],
-    );
-    let c = Answerer::start(
-        ip,
-        5082,
-        &["--tone", "1700", "--seconds", "2", "--calls", "1"],
-    );
-    let d = fourth.then(|| {
-        Answerer::start(
-            ip,
-            5083,
-            &["--tone", "2500", "--seconds", "2", "--calls", "1"],
-        )
-    });
+    let b = Answerer::tone(ip, 5081, 1000, 2);
+    let c = Answerer::tone(ip, 5082, 1700, 2);
+    let d = fourth.then(|| Answerer::tone(ip, 5083, 2500, 2));
     let mut actions = vec![
         r#"{"action":"record","split":"conversation","channels":3}"#.to_string(),
-        connect(&b.uri("b")),
-        connect(&c.uri("c")),
+        connect_ncco(&b.uri("b")),
+        connect_ncco(&c.uri("c")),
     ];
     if let Some(d) = &d {
-        actions.push(connect(&d.uri("d")));
+        actions.push(connect_ncco(&d.uri("d")));
     }
-    let server = Server::start_in(
-        std::sync::Arc::new(tempfile::tempdir().unwrap()),
-        ServerOptions {
-            ncco: Some(format!("[{}]", actions.join(","))),
-            ..Default::default()
-        },
-        Some(ip),
-    );
+    let server = Server::with_ncco_at(ip, &format!("[{}]", actions.join(",")));
     let dir = tempfile::tempdir().unwrap();
     let heard = dir.path().join("heard.wav");
-    let err = call_ok(
+    let save = heard.to_str().unwrap();
+    let err = stderr_of(&call_ok(
         &server,
-        &[
-            "--tone",
-            "440",
-            "--seconds",
-            "20",
-            "--save",
-            heard.to_str().unwrap(),
-        ],
-    );
+        &["--tone", "440", "--seconds", "20", "--save", save],
+    ));
     assert!(
         err.contains("the other side hung up"),
         "the NCCO ends → callmux hangs up: {err}"
     );
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
-    assert_eq!(a.per_channel.len(), 3);
+    assert_channels(&a, 3, "channels 3");
     // Channel 1: the caller throughout.
-    assert!(
-        mostly(&tones_between(&a, 0, 0, a.duration_ms), 440.0, 30),
-        "ch1 {:?}",
-        tones_between(&a, 0, 0, a.duration_ms)
-    );
+    assert_mostly(&tones(&a, 0), 440.0, 30, "ch1");
     // Channel 2: the first callee during its 2 s, silent afterwards.
-    let ch2 = tones_between(&a, 1, 300, 1700);
-    assert!(mostly(&ch2, 1000.0, 10), "ch2 {ch2:?}");
+    assert_mostly(&tones_between(&a, 1, 300, 1700), 1000.0, 10, "ch2");
     assert!(
         tones_between(&a, 1, 2400, a.duration_ms).is_empty(),
         "ch2 after B hung up"
     );
     // Channel 3: nothing before C, then C, then (with a fourth party) D in the same channel.
     assert!(tones_between(&a, 2, 0, 1900).is_empty(), "ch3 before C");
-    let ch3 = tones_between(&a, 2, 2500, 3900);
-    assert!(mostly(&ch3, 1700.0, 10), "ch3 (C) {ch3:?}");
+    assert_mostly(&tones_between(&a, 2, 2500, 3900), 1700.0, 10, "ch3 (C)");
     if fourth {
-        let ch3d = tones_between(&a, 2, 4700, 6000);
-        assert!(mostly(&ch3d, 2500.0, 10), "ch3 (D) {ch3d:?}");
+        assert_mostly(&tones_between(&a, 2, 4700, 6000), 2500.0, 10, "ch3 (D)");
     }
     // The sidecar names the legs in joining order.
     let sc = sidecar(&recs[0]);
@@ -118,8 +73,18 @@ fn seed_example(fourth: bool) {
     }
     // What the caller heard: B, then C.
     let h = analyze(&heard);
-    assert!(mostly(&tones_between(&h, 0, 300, 1700), 1000.0, 10));
-    assert!(mostly(&tones_between(&h, 0, 2500, 3900), 1700.0, 10));
+    assert_mostly(
+        &tones_between(&h, 0, 300, 1700),
+        1000.0,
+        10,
+        "caller heard B",
+    );
+    assert_mostly(
+        &tones_between(&h, 0, 2500, 3900),
+        1700.0,
+        10,
+        "caller heard C",
+    );
 }
 
 #[test]
@@ -136,28 +101,13 @@ fn seed_example_fourth_party_shares_channel_three() {
 fn split_in_a_bridged_call_puts_the_callee_right() {
     let ip = unique_ip();
     let b = Answerer::start(ip, 5081, &["--tone", "1000", "--calls", "1"]);
-    let server = Server::start_in(
-        std::sync::Arc::new(tempfile::tempdir().unwrap()),
-        ServerOptions {
-            ncco: Some(format!(
-                r#"[{{"action":"record","split":"conversation"}},{}]"#,
-                connect(&b.uri("b"))
-            )),
-            ..Default::default()
-        },
-        Some(ip),
-    );
+    let server = split_then_connect(ip, &b.uri("b"));
     call_ok(&server, &["--tone", "440", "--seconds", "3"]);
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
-    assert_eq!(a.per_channel.len(), 2);
-    assert!((a.per_channel[0].dominant_hz.unwrap() - 440.0).abs() <= 5.0);
-    assert!((a.per_channel[1].dominant_hz.unwrap() - 1000.0).abs() <= 5.0);
-    assert!(
-        a.per_channel[1].voiced_ms >= 2500,
-        "{}",
-        a.per_channel[1].voiced_ms
-    );
+    assert_channels(&a, 2, "split");
+    assert_tone(&a, 0, 440.0, "caller");
+    assert_tone_for(&a, 1, 1000.0, 2500, "callee");
 }
 
 #[test]
@@ -180,59 +130,31 @@ fn transcoding_pcmu_caller_to_pcma_and_opus_callees() {
                 callee_heard.to_str().unwrap(),
             ],
         );
-        let server = Server::start_in(
-            std::sync::Arc::new(tempfile::tempdir().unwrap()),
-            ServerOptions {
-                ncco: Some(format!(
-                    r#"[{{"action":"record","split":"conversation"}},{}]"#,
-                    connect(&b.uri("b"))
-                )),
-                ..Default::default()
-            },
-            Some(ip),
-        );
+        let server = split_then_connect(ip, &b.uri("b"));
         let heard = dir.path().join("caller.wav");
-        call_ok(
-            &server,
-            &[
-                "--tone",
-                "440",
-                "--seconds",
-                "3",
-                "--codec",
-                "pcmu",
-                "--save",
-                heard.to_str().unwrap(),
-            ],
-        );
+        let save = heard.to_str().unwrap();
+        let args = [
+            "--tone",
+            "440",
+            "--seconds",
+            "3",
+            "--codec",
+            "pcmu",
+            "--save",
+            save,
+        ];
+        call_ok(&server, &args);
         let recs = server.wait_recordings(1, Duration::from_secs(10));
         let a = analyze(&recs[0]);
-        assert!(
-            (a.per_channel[0].dominant_hz.unwrap() - 440.0).abs() <= 5.0,
-            "{codec}"
-        );
-        assert!(
-            (a.per_channel[1].dominant_hz.unwrap() - 1000.0).abs() <= 5.0,
-            "{codec}"
-        );
+        assert_tone(&a, 0, 440.0, &format!("{codec}: caller"));
+        assert_tone(&a, 1, 1000.0, &format!("{codec}: callee"));
         // Each side heard the other's tone through the transcoder.
         let h = analyze(&heard);
-        assert!(
-            (h.per_channel[0].dominant_hz.unwrap() - 1000.0).abs() <= 5.0,
-            "{codec}: caller heard"
-        );
-        assert!(
-            h.per_channel[0].voiced_ms >= 2400,
-            "{codec}: {}",
-            h.per_channel[0].voiced_ms
-        );
+        assert_tone_for(&h, 0, 1000.0, 2400, &format!("{codec}: caller heard"));
         let mut b = b;
         assert!(b.wait(Duration::from_secs(10)), "callee did not finish");
         let ch = analyze(&dir.path().join("callee-1.wav"));
-        assert!(
-            (ch.per_channel[0].dominant_hz.unwrap() - 440.0).abs() <= 5.0,
-            "{codec}: callee heard"
-        );
+        assert_tone(&ch, 0, 440.0, &format!("{codec}: callee heard"));
         assert!(
             b.log_text().contains(&format!(
                 "with {}",
@@ -253,25 +175,17 @@ fn busy_and_no_answer_let_the_ncco_continue() {
         &["--reject", "486", "--ring-ms", "200", "--calls", "1"],
     );
     let silent = Answerer::start(ip, 5082, &["--ring-ms", "60000", "--calls", "1"]);
-    let ok = Answerer::start(
+    let ok = Answerer::tone(ip, 5083, 1700, 1);
+    let server = Server::with_ncco_at(
         ip,
-        5083,
-        &["--tone", "1700", "--seconds", "1", "--calls", "1"],
+        &format!(
+            r#"[{{"action":"record","split":"conversation"}},{},{{"action":"connect","timeout":2,"endpoint":[{{"type":"sip","uri":"{}"}}]}},{}]"#,
+            connect_ncco(&busy.uri("busy")),
+            silent.uri("silent"),
+            connect_ncco(&ok.uri("ok"))
+        ),
     );
-    let server = Server::start_in(
-        std::sync::Arc::new(tempfile::tempdir().unwrap()),
-        ServerOptions {
-            ncco: Some(format!(
-                r#"[{{"action":"record","split":"conversation"}},{},{{"action":"connect","timeout":2,"endpoint":[{{"type":"sip","uri":"{}"}}]}},{}]"#,
-                connect(&busy.uri("busy")),
-                silent.uri("silent"),
-                connect(&ok.uri("ok"))
-            )),
-            ..Default::default()
-        },
-        Some(ip),
-    );
-    let err = call_ok(&server, &["--tone", "440", "--seconds", "20"]);
+    let err = stderr_of(&call_ok(&server, &["--tone", "440", "--seconds", "20"]));
     assert!(err.contains("the other side hung up"), "{err}");
     let log = server.log_text();
     assert!(log.contains("outcome=\"busy\""), "{log}");
@@ -284,21 +198,14 @@ fn busy_and_no_answer_let_the_ncco_continue() {
     // The third party was reached after the other two.
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
-    assert!((a.per_channel[1].dominant_hz.unwrap() - 1700.0).abs() <= 5.0);
+    assert_tone(&a, 1, 1700.0, "the third party");
 }
 
 #[test]
 fn caller_hanging_up_while_ringing_cancels_the_callee() {
     let ip = unique_ip();
     let slow = Answerer::start(ip, 5081, &["--ring-ms", "60000", "--calls", "1"]);
-    let server = Server::start_in(
-        std::sync::Arc::new(tempfile::tempdir().unwrap()),
-        ServerOptions {
-            ncco: Some(format!("[{}]", connect(&slow.uri("slow")))),
-            ..Default::default()
-        },
-        Some(ip),
-    );
+    let server = Server::with_ncco_at(ip, &format!("[{}]", connect_ncco(&slow.uri("slow"))));
     call_ok(&server, &["--tone", "440", "--seconds", "2"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !slow.log_text().contains("cancelled while ringing") {
@@ -317,14 +224,7 @@ fn callee_hangs_up_or_caller_hangs_up_and_both_legs_end() {
     // Caller hangs up first: the callee gets BYE.
     let ip = unique_ip();
     let b = Answerer::start(ip, 5081, &["--tone", "1000", "--calls", "1"]);
-    let server = Server::start_in(
-        std::sync::Arc::new(tempfile::tempdir().unwrap()),
-        ServerOptions {
-            ncco: Some(format!("[{}]", connect(&b.uri("b")))),
-            ..Default::default()
-        },
-        Some(ip),
-    );
+    let server = Server::with_ncco_at(ip, &format!("[{}]", connect_ncco(&b.uri("b"))));
     call_ok(&server, &["--tone", "440", "--seconds", "2"]);
     let mut b = b;
     assert!(
@@ -334,29 +234,15 @@ fn callee_hangs_up_or_caller_hangs_up_and_both_legs_end() {
     );
     assert!(b.log_text().contains("RemoteHungUp"), "{}", b.log_text());
     assert!(
-        wait_idle(&server),
+        server.wait_idle(),
         "calls still active:\n{}",
         server.log_text()
     );
 }
 
-/// Waits until the server reports no active calls and no RTP ports in use.
-fn wait_idle(server: &Server) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        if let Some((200, body)) = http_get(server.http, "/healthz") {
-            if body.contains("\"active_calls\":0") && body.contains("\"rtp_ports_in_use\":0") {
-                return true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 #[test]
 fn conference_of_three_is_mix_minus_and_recorded_per_participant() {
-    let server = ncco_server(r#"[{"action":"conversation","name":"room","record":true}]"#);
+    let server = Server::with_ncco(r#"[{"action":"conversation","name":"room","record":true}]"#);
     let dir = tempfile::tempdir().unwrap();
     let tones = [440u32, 1000, 1700];
     let mut callers = Vec::new();
@@ -403,15 +289,15 @@ fn conference_of_three_is_mix_minus_and_recorded_per_participant() {
             "participant {i} ({own} Hz) heard {heard:?}"
         );
     }
-    assert!(wait_idle(&server));
+    assert!(server.wait_idle(), "calls still active");
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
     for (i, hz) in tones.iter().enumerate() {
-        let t = tones_between(&a, i, 1200, 2600);
-        assert!(
-            mostly(&t, f64::from(*hz), 8),
-            "conference channel {} {t:?}",
-            i + 1
+        assert_mostly(
+            &tones_between(&a, i, 1200, 2600),
+            f64::from(*hz),
+            8,
+            &format!("conference channel {}", i + 1),
         );
     }
 }

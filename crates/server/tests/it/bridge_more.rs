@@ -26,11 +26,7 @@ fn statuses_of(evs: &[Value], uuid: &str) -> Vec<String> {
 fn outbound_leg_events_and_dtmf_pass_through_the_bridge() {
     let ip = unique_ip();
     let receiver = Receiver::start(ip, |_r: &HttpRequest| Reply::ok());
-    let b = Answerer::start(
-        ip,
-        5081,
-        &["--tone", "1000", "--seconds", "3", "--calls", "1"],
-    );
+    let b = Answerer::tone(ip, 5081, 1000, 3);
     let busy = Answerer::start(ip, 5082, &["--reject", "486", "--calls", "1"]);
     let ncco = format!(
         r#"[{{"action":"connect","endpoint":[{{"type":"sip","uri":"{}"}}]}},{{"action":"connect","from":"15550001","endpoint":[{{"type":"sip","uri":"{}"}}]}}]"#,
@@ -46,25 +42,7 @@ fn outbound_leg_events_and_dtmf_pass_through_the_bridge() {
         },
         Some(ip),
     );
-    let out = callmux_call(
-        server.ip,
-        &server.uri("100"),
-        &[
-            "--tone",
-            "440",
-            "--seconds",
-            "20",
-            "--dtmf",
-            "7",
-            "--dtmf-at",
-            "1",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    call_with_digits(&server, "20", "7", "1", &[]);
     // The digit reached the callee through the bridge as RFC 4733.
     let mut b = b;
     assert!(b.wait(Duration::from_secs(10)));
@@ -171,23 +149,11 @@ fn phone_numbers_go_through_a_trunk_with_digest_authentication() {
         let mut sipp = uas.spawn_uas(ip, 5090, 17000, &["-m", "1"]);
         std::thread::sleep(Duration::from_millis(300));
         let server = trunk_server(ip, password, ncco);
-        let out = callmux_call(
-            server.ip,
-            &server.uri("100"),
-            &["--tone", "440", "--seconds", "3"],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        call_ok(&server, &["--tone", "440", "--seconds", "3"]);
         let recs = server.wait_recordings(1, Duration::from_secs(10));
         let a = analyze(&recs[0]);
         if expect_bridge {
-            let f = a.per_channel[1]
-                .dominant_hz
-                .expect("the trunk's tone in channel 2");
-            assert!((f - 1700.0).abs() <= 5.0, "{f}");
+            assert_tone(&a, 1, 1700.0, "the trunk");
             assert!(wait_child(&mut sipp, Duration::from_secs(10)).is_some_and(|s| s.success()));
         } else {
             // 403 after the retry: the leg failed, nothing bridged, the NCCO went on.
@@ -211,16 +177,12 @@ fn phone_numbers_go_through_a_trunk_with_digest_authentication() {
 fn hold_and_resume_keep_time_in_the_recording() {
     let ip = unique_ip();
     let b = Answerer::start(ip, 5081, &["--tone", "1000", "--calls", "1"]);
-    let server = Server::start_in(
-        std::sync::Arc::new(tempfile::tempdir().unwrap()),
-        ServerOptions {
-            ncco: Some(format!(
-                r#"[{{"action":"record","split":"conversation"}},{{"action":"connect","endpoint":[{{"type":"sip","uri":"{}"}}]}}]"#,
-                b.uri("b")
-            )),
-            ..Default::default()
-        },
-        Some(ip),
+    let server = Server::with_ncco_at(
+        ip,
+        &format!(
+            r#"[{{"action":"record","split":"conversation"}},{}]"#,
+            connect_ncco(&b.uri("b"))
+        ),
     );
     let dir = tempfile::tempdir().unwrap();
     let tone = ulaw_tone(dir.path(), 440, 10.0);
@@ -232,46 +194,29 @@ fn hold_and_resume_keep_time_in_the_recording() {
             ("HOLD_MS", "1500".into()),
         ],
     );
-    let out = sipp.run(
-        server.ip,
-        server.sip,
-        &["-m", "1", "-s", "100"],
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "sipp hold scenario failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        server.log_text()
-    );
+    sipp.run_ok(&server, &["-m", "1", "-s", "100"], Duration::from_secs(30));
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
     // 1.5 s talk + 1.5 s hold + 1.5 s talk: the hold is silence in the caller's channel,
     // kept in the timeline (not collapsed).
-    assert!(
-        (4300..=4900).contains(&a.duration_ms),
-        "{} ms",
-        a.duration_ms
+    assert_duration(&a, 4300..=4900, "talk, hold, talk");
+    assert_mostly(
+        &tones_between(&a, 0, 200, 1300),
+        440.0,
+        8,
+        "caller before hold",
     );
-    assert!(mostly(&tones_between(&a, 0, 200, 1300), 440.0, 8));
     assert!(
         tones_between(&a, 0, 1800, 2800).is_empty(),
         "caller's channel during hold: {:?}",
         tones_between(&a, 0, 1800, 2800)
     );
-    assert!(mostly(&tones_between(&a, 0, 3300, 4300), 440.0, 8));
+    assert_mostly(
+        &tones_between(&a, 0, 3300, 4300),
+        440.0,
+        8,
+        "caller after resume",
+    );
     assert!(server.log_text().contains("re-INVITE"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some((200, body)) = http_get(server.http, "/healthz") {
-            if body.contains("\"active_calls\":0") && body.contains("\"rtp_ports_in_use\":0") {
-                break;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "call or ports left over"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(server.wait_idle(), "call or ports left over");
 }

@@ -46,26 +46,11 @@ fn distinct_events(reqs: &[HttpRequest]) -> usize {
 
 /// Runs `calls` short SIPp calls against `server` (several at once).
 fn sipp_calls(server: &Server, calls: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(dir.path(), 800, 1.0);
-    let sipp = Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "300".into()),
-        ],
-    );
-    let out = sipp.run(
-        server.ip,
-        server.sip,
+    let sipp = Sipp::tone_caller(800, 1.0, 300);
+    sipp.run_ok(
+        server,
         &["-m", &calls.to_string(), "-r", "25", "-l", "25"],
         Duration::from_secs(120),
-    );
-    assert!(
-        out.status.success(),
-        "sipp failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -6,47 +6,25 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// Asserts the split layout of a recording of a caller who sent `freq` for `seconds`.
+/// The caller's tone left, silence right (what the caller heard), both as long as the media
+/// sent (± 100 ms, and 60 ms more for the file).
 fn assert_split_tone(path: &std::path::Path, freq: f64, seconds: f64) {
     let a = analyze(path);
-    assert_eq!(a.sample_rate, 16_000, "{}", path.display());
-    assert_eq!(a.per_channel.len(), 2, "split recording has 2 channels");
-    let left = &a.per_channel[0];
-    let right = &a.per_channel[1];
-    let dom = left.dominant_hz.expect("left channel has a tone");
-    assert!(
-        (dom - freq).abs() <= 5.0,
-        "left channel dominant {dom} Hz, expected {freq} Hz"
+    let what = format!(
+        "{} (the caller sent {seconds} s of {freq} Hz)",
+        path.display()
     );
-    assert_eq!(
-        right.voiced_ms, 0,
-        "right channel (what the caller heard) must be silent"
-    );
-    let voiced = left.voiced_ms as f64 / 1000.0;
-    assert!(
-        (voiced - seconds).abs() <= 0.1,
-        "left channel holds {voiced:.3} s of tone, the caller sent {seconds} s"
-    );
-    let dur = a.duration_ms as f64 / 1000.0;
-    assert!(
-        (dur - seconds).abs() <= 0.1 + 0.06,
-        "recording lasts {dur:.3} s, media sent {seconds} s"
-    );
+    assert_eq!(a.sample_rate, 16_000, "{what}");
+    assert_split_caller_tone(&a, freq, &what);
+    let ms = (seconds * 1000.0).round() as u64;
+    assert_voiced(&a, 0, ms - 100..=ms + 100, &what);
+    assert_duration(&a, ms - 160..=ms + 160, &what);
 }
 
 #[test]
 fn callmux_call_is_recorded_split() {
     let server = Server::start(ServerOptions::default());
-    let out = callmux_call(
-        server.ip,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "3"],
-    );
-    assert!(
-        out.status.success(),
-        "callmux call failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log_text()
-    );
+    call_ok(&server, &["--tone", "440", "--seconds", "3"]);
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     assert_eq!(recs.len(), 1);
     assert_split_tone(&recs[0], 440.0, 3.0);
@@ -77,26 +55,10 @@ fn callmux_call_is_recorded_split() {
 #[test]
 fn sipp_call_is_recorded_split() {
     let server = Server::start(ServerOptions::default());
-    let dir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(dir.path(), 1000, 3.0);
-    let sipp = Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "3000".into()),
-        ],
-    );
-    let out = sipp.run(
-        server.ip,
-        server.sip,
+    Sipp::tone_caller(1000, 3.0, 3000).run_ok(
+        &server,
         &["-m", "1", "-s", "200"],
         Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "sipp failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     assert_split_tone(&recs[0], 1000.0, 3.0);
@@ -124,16 +86,9 @@ fn recording_is_playable_while_the_call_runs() {
     let snapshot = server.dir.path().join("snapshot.wav");
     std::fs::copy(&path, &snapshot).unwrap();
     let a = analyze(&snapshot);
-    assert_eq!(a.per_channel.len(), 2);
-    assert!(
-        a.duration_ms >= 1000,
-        "mid-call file holds only {} ms",
-        a.duration_ms
-    );
-    let dom = a.per_channel[0]
-        .dominant_hz
-        .expect("tone in the mid-call file");
-    assert!((dom - 700.0).abs() <= 5.0, "{dom}");
+    assert_channels(&a, 2, "mid-call file");
+    assert_duration(&a, 1000.., "mid-call file");
+    assert_tone(&a, 0, 700.0, "mid-call file");
     let out = caller.join().unwrap();
     assert!(out.status.success());
     let recs = server.wait_recordings(1, Duration::from_secs(10));
@@ -144,27 +99,16 @@ fn recording_is_playable_while_the_call_runs() {
 fn a_gap_in_the_stream_is_silence_in_the_file() {
     let server = Server::start(ServerOptions::default());
     // 4 s of tone with no packets from 1.5 s to 2.5 s (timestamps keep running, as in DTX).
-    let out = callmux_call(
-        server.ip,
-        &server.uri("100"),
+    call_ok(
+        &server,
         &["--tone", "500", "--seconds", "4", "--gap", "1.5,1.0"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
     let left = &a.per_channel[0];
     // 3 s of tone, and the file still lasts 4 s: the gap was kept, not collapsed.
-    let voiced = left.voiced_ms as f64 / 1000.0;
-    assert!((voiced - 3.0).abs() <= 0.1, "voiced {voiced}");
-    assert!(
-        (a.duration_ms as f64 / 1000.0 - 4.0).abs() <= 0.16,
-        "duration {}",
-        a.duration_ms
-    );
+    assert_voiced(&a, 0, 2900..=3100, "caller with a 1 s gap");
+    assert_duration(&a, 3840..=4160, "caller with a 1 s gap");
     // The silent stretch sits where the gap was.
     let silent_windows: Vec<u64> = left
         .windows
@@ -182,26 +126,10 @@ fn a_gap_in_the_stream_is_silence_in_the_file() {
 #[test]
 fn fifty_concurrent_sipp_calls_are_all_recorded() {
     let server = Server::start(ServerOptions::default());
-    let dir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(dir.path(), 440, 4.0);
-    let sipp = Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "4000".into()),
-        ],
-    );
-    let out = sipp.run(
-        server.ip,
-        server.sip,
+    Sipp::tone_caller(440, 4.0, 4000).run_ok(
+        &server,
         &["-m", "50", "-l", "50", "-r", "25", "-s", "100"],
         Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "sipp failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
     let recs = server.wait_recordings(50, Duration::from_secs(20));
     assert_eq!(recs.len(), 50);

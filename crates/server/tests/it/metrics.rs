@@ -78,27 +78,14 @@ fn metrics_move_by_what_a_known_call_did() {
         "{text}"
     );
 
-    let dir = tempfile::tempdir().unwrap();
     let seconds = 3.0;
-    let tone = ulaw_tone(dir.path(), 1000, seconds);
-    let sipp = Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "3500".into()),
-        ],
-    );
-    let out = sipp.run(
+    let sipp = Sipp::tone_caller(1000, seconds, 3500);
+    sipp.run_ok_from(
+        &server,
         ip,
         server.sip,
         &["-m", "1", "-s", "200"],
         Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "sipp failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        server.log_text()
     );
     let recs = server.wait_recordings(1, Duration::from_secs(10));
 

@@ -10,7 +10,6 @@
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -300,22 +299,11 @@ fn a_phone_behind_nat_registers_and_receives_a_call_with_media_both_ways() {
     // the binding or the call.
     std::thread::sleep(Duration::from_millis(1500));
     // The call: caller 440 Hz, the NATed phone 1000 Hz.
-    let out = callmux_call(
-        caller,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "3"],
-    );
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log_text()
-    );
+    call_from_ok(&server, caller, &["--tone", "440", "--seconds", "3"]);
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
-    let left = tones_between(&a, 0, 0, a.duration_ms);
+    assert_mostly(&tones(&a, 0), 440.0, 15, "caller");
     let right = tones_between(&a, 1, 1000, a.duration_ms);
-    assert!(mostly(&left, 440.0, 15), "caller: {left:?}");
     assert!(
         mostly(&right, 1000.0, 10),
         "phone behind NAT (server → phone INVITE and phone → server RTP): {right:?}\n{}",
@@ -334,29 +322,16 @@ fn a_phone_behind_nat_registers_and_receives_a_call_with_media_both_ways() {
         "the phone got the BYE through the NAT and exited"
     );
     let h = analyze(&heard);
-    let got = tones_between(&h, 0, 0, h.duration_ms);
-    assert!(
-        mostly(&got, 440.0, 10),
-        "the phone heard the caller: {got:?}"
-    );
+    assert_mostly(&tones(&h, 0), 440.0, 10, "the phone heard the caller");
     drop(phone);
 
     // The other way: the user calls in from behind the NAT (digest, then media latched to
     // the NAT's address although its SDP names the private one).
-    let tone_dir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(tone_dir.path(), 1300, 3.0);
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sipp/uac_auth_tone.xml"),
-    )
-    .unwrap()
-    .replace("{{TONE}}", &tone.display().to_string())
-    .replace("{{PAUSE_MS}}", "3000");
-    let scenario = tone_dir.path().join("uac_auth_tone.xml");
-    std::fs::write(&scenario, text).unwrap();
+    let sipp = Sipp::tone_template(&data_scenario("uac_auth_tone.xml"), 1300, 3.0, 3000, &[]);
     let mut call = net.in_phone("sipp");
     call.arg(server.sip.to_string())
         .arg("-sf")
-        .arg(&scenario)
+        .arg(&sipp.scenario)
         .args(["-i", &net.phone_ip.to_string(), "-p", "5064"])
         .args(["-mi", &net.phone_ip.to_string(), "-mp", "16100"])
         .args([
@@ -370,7 +345,7 @@ fn a_phone_behind_nat_registers_and_receives_a_call_with_media_both_ways() {
             "-timeout_error",
         ])
         .args(["-au", "alice", "-ap", "alice pw"])
-        .current_dir(tone_dir.path())
+        .current_dir(sipp.dir.path())
         .stdin(Stdio::null());
     let out = output_within(call, Duration::from_secs(40));
     assert!(
@@ -380,14 +355,11 @@ fn a_phone_behind_nat_registers_and_receives_a_call_with_media_both_ways() {
         server.log_text()
     );
     let recs = server.wait_recordings(2, Duration::from_secs(15));
-    let newest = recs
-        .iter()
-        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-        .unwrap();
-    let a = analyze(newest);
-    let from_phone = tones_between(&a, 0, 500, 2500);
-    assert!(
-        mostly(&from_phone, 1300.0, 10),
-        "the NATed caller's audio: {from_phone:?}"
+    let a = analyze(newest(&recs));
+    assert_mostly(
+        &tones_between(&a, 0, 500, 2500),
+        1300.0,
+        10,
+        "the NATed caller's audio",
     );
 }

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
@@ -200,51 +199,22 @@ fn inspect_png_draws_one_panel_per_channel_with_audio_where_the_channel_has_audi
     // A 3-channel call: the caller (440 Hz) throughout, B (1000 Hz) for its first 2 s then
     // hangs up, then C (1700 Hz) for 2 s (the seed example of tests/it/bridge.rs).
     let ip = unique_ip();
-    let b = Answerer::start(
+    let b = Answerer::tone(ip, 5081, 1000, 2);
+    let c = Answerer::tone(ip, 5082, 1700, 2);
+    let server = Server::with_ncco_at(
         ip,
-        5081,
-        &["--tone", "1000", "--seconds", "2", "--calls", "1"],
+        &format!(
+            r#"[{{"action":"record","split":"conversation","channels":3}},{},{}]"#,
+            connect_ncco(&b.uri("b")),
+            connect_ncco(&c.uri("c"))
+        ),
     );
-    let c = Answerer::start(
-        ip,
-        5082,
-        &["--tone", "1700", "--seconds", "2", "--calls", "1"],
-    );
-    let connect = |uri: String| {
-        format!(r#"{{"action":"connect","endpoint":[{{"type":"sip","uri":"{uri}"}}]}}"#)
-    };
-    let server = Server::start_in(
-        Arc::new(tempfile::tempdir().unwrap()),
-        ServerOptions {
-            ncco: Some(format!(
-                r#"[{{"action":"record","split":"conversation","channels":3}},{},{}]"#,
-                connect(b.uri("b")),
-                connect(c.uri("c"))
-            )),
-            ..Default::default()
-        },
-        Some(ip),
-    );
-    let out = callmux_call(
-        ip,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "20"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    call_ok(&server, &["--tone", "440", "--seconds", "20"]);
     let three = server.wait_recordings(1, Duration::from_secs(10))[0].clone();
 
     // A 2-channel (split) call: the caller's tone in ch1, ch2 (what it heard) silent.
     let split = Server::start(ServerOptions::default());
-    let out = callmux_call(
-        split.ip,
-        &split.uri("100"),
-        &["--tone", "440", "--seconds", "2"],
-    );
-    assert!(out.status.success());
+    call_ok(&split, &["--tone", "440", "--seconds", "2"]);
     let two = split.wait_recordings(1, Duration::from_secs(10))[0].clone();
 
     let dir = tempfile::tempdir().unwrap();

@@ -36,26 +36,12 @@ fn two_dispatchers_share_a_redis_queue() {
     let _a = Dispatcher::start(&args("dispatcher-a"), &log);
     let _b = Dispatcher::start(&args("dispatcher-b"), &log);
 
-    let dir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(dir.path(), 600, 1.0);
-    let sipp = Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "300".into()),
-        ],
-    );
+    let sipp = Sipp::tone_caller(600, 1.0, 300);
     let calls = 40;
-    let out = sipp.run(
-        server.ip,
-        server.sip,
+    sipp.run_ok(
+        &server,
         &["-m", &calls.to_string(), "-r", "20", "-l", "20"],
         Duration::from_secs(120),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
     );
 
     let expected = calls * 5;

@@ -32,8 +32,21 @@ fn config(dir: &Path, algorithms: &str, caller: Option<IpAddr>) -> Vec<String> {
     vec!["--config".into(), p.display().to_string()]
 }
 
-/// Runs tests/sipp/reg_register.xml from `local` with these credentials; returns whether
-/// SIPp saw the expected final status.
+/// A server on `ip` with [`config`]'s users (MD5 only, no trunk) and its data in `dir` (kept
+/// across restarts).
+fn md5_server(dir: &Arc<tempfile::TempDir>, ip: IpAddr) -> Server {
+    Server::start_in(
+        Arc::clone(dir),
+        ServerOptions {
+            extra_args: config(dir.path(), "[\"MD5\"]", None),
+            ..Default::default()
+        },
+        Some(ip),
+    )
+}
+
+/// Runs tests/sipp/reg_register.xml from `local` with these credentials and asserts that
+/// SIPp saw the expected final `status` (failing with SIPp's output).
 fn sipp_register(
     server: &Server,
     local: SocketAddr,
@@ -42,7 +55,7 @@ fn sipp_register(
     contact: &str,
     expires: u32,
     status: u16,
-) -> bool {
+) {
     let sipp = Sipp::prepare(
         "reg_register.xml",
         &[
@@ -70,31 +83,17 @@ fn sipp_register(
         },
         Duration::from_secs(20),
     );
-    if !out.status.success() {
-        eprintln!(
-            "SIPp REGISTER ({user}, expecting {status}) failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out.status.success()
+    assert!(
+        out.status.success(),
+        "SIPp REGISTER ({user}, expecting {status}) failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A SIPp call with digest credentials (tests/data/sipp/uac_auth_tone.xml); its output.
 fn sipp_invite_as(server: &Server, user: &str, password: &str) -> std::process::Output {
-    let sdir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(sdir.path(), 1000, 1.0);
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sipp/uac_auth_tone.xml"),
-    )
-    .unwrap()
-    .replace("{{TONE}}", &tone.display().to_string())
-    .replace("{{PAUSE_MS}}", "500");
-    std::fs::write(sdir.path().join("uac.xml"), text).unwrap();
-    let sipp = Sipp {
-        scenario: sdir.path().join("uac.xml"),
-        dir: sdir,
-    };
+    let sipp = Sipp::tone_template(&data_scenario("uac_auth_tone.xml"), 1000, 1.0, 500, &[]);
     sipp.run(
         server.ip,
         server.sip,
@@ -122,14 +121,7 @@ fn hosts_ports(contacts: &[String]) -> Vec<String> {
 fn sipp_registers_good_bad_expiry_unregister_and_restart_keeps_bindings() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let ip = unique_ip();
-    let mut server = Server::start_in(
-        Arc::clone(&dir),
-        ServerOptions {
-            extra_args: config(dir.path(), "[\"MD5\"]", None),
-            ..Default::default()
-        },
-        Some(ip),
-    );
+    let mut server = md5_server(&dir, ip);
     // Carol may call only from 10.0.0.0/8: refused from loopback, good password or not.
     assert!(!sipp_invite_as(&server, "carol", "carol pw")
         .status
@@ -150,45 +142,41 @@ fn sipp_registers_good_bad_expiry_unregister_and_restart_keeps_bindings() {
     let phone2 = SocketAddr::new(ip, 5072);
     // Good credentials: bound.
     let c1 = format!("<sip:alice@{phone1}>");
-    assert!(sipp_register(
-        &server, phone1, "alice", "alice pw", &c1, 60, 200
-    ));
+    sipp_register(&server, phone1, "alice", "alice pw", &c1, 60, 200);
     // Wrong password and unknown user: 403, nothing bound.
-    assert!(sipp_register(
+    sipp_register(
         &server,
         phone2,
         "alice",
         "wrong",
         "<sip:alice@10.9.9.9>",
         60,
-        403
-    ));
-    assert!(sipp_register(
+        403,
+    );
+    sipp_register(
         &server,
         phone2,
         "mallory",
         "alice pw",
         "<sip:mallory@10.9.9.9>",
         60,
-        403
-    ));
+        403,
+    );
     // Too brief for min_expires_s = 2? 1 s is: 423.
-    assert!(sipp_register(
+    sipp_register(
         &server,
         phone2,
         "alice",
         "alice pw",
         "<sip:alice@10.9.9.8>",
         1,
-        423
-    ));
+        423,
+    );
     let mut q = RegClient::new(SocketAddr::new(ip, 5079), server.sip, "alice", "alice pw");
     assert_eq!(hosts_ports(&q.query()), vec![format!("sip:alice@{phone1}")]);
     // A second contact for 2 s: both listed, then the short one expires on its own.
     let c2 = format!("<sip:alice@{phone2}>");
-    assert!(sipp_register(
-        &server, phone2, "alice", "alice pw", &c2, 2, 200
-    ));
+    sipp_register(&server, phone2, "alice", "alice pw", &c2, 2, 200);
     assert_eq!(q.query().len(), 2);
     std::thread::sleep(Duration::from_millis(3200));
     assert_eq!(hosts_ports(&q.query()), vec![format!("sip:alice@{phone1}")]);
@@ -198,33 +186,24 @@ fn sipp_registers_good_bad_expiry_unregister_and_restart_keeps_bindings() {
     );
     // Bob registers too; a restart keeps both users' bindings.
     let bob_phone = SocketAddr::new(ip, 5073);
-    assert!(sipp_register(
+    sipp_register(
         &server,
         bob_phone,
         "bob",
         "bob pw",
         &format!("<sip:bob@{bob_phone}>"),
         60,
-        200
-    ));
-    server.stop();
-    let mut server = Server::start_in(
-        Arc::clone(&dir),
-        ServerOptions {
-            extra_args: config(dir.path(), "[\"MD5\"]", None),
-            ..Default::default()
-        },
-        Some(ip),
+        200,
     );
+    server.stop();
+    let mut server = md5_server(&dir, ip);
     assert!(server.log_text().contains("registrations reloaded"));
     let mut q = RegClient::new(SocketAddr::new(ip, 5078), server.sip, "alice", "alice pw");
     assert_eq!(hosts_ports(&q.query()), vec![format!("sip:alice@{phone1}")]);
     let mut qb = RegClient::new(SocketAddr::new(ip, 5077), server.sip, "bob", "bob pw");
     assert_eq!(qb.query().len(), 1);
     // Un-register everything with `*`.
-    assert!(sipp_register(
-        &server, phone1, "alice", "alice pw", "*", 0, 200
-    ));
+    sipp_register(&server, phone1, "alice", "alice pw", "*", 0, 200);
     assert!(q.query().is_empty());
     assert_eq!(qb.query().len(), 1, "bob's binding is his own");
     server.stop();
@@ -301,36 +280,41 @@ fn sha256_expires_rules_and_wrong_user() {
     assert_eq!(c.query().len(), 1);
 }
 
+/// Record split, then connect to the registered user alice.
+const RECORD_THEN_ALICE: &str = r#"[{"action":"record","split":"conversation"},{"action":"connect","endpoint":[{"type":"app","user":"alice"}]}]"#;
+
+/// A server on `ip` with [`config`]'s users (MD5) that trusts calls from `caller` and runs
+/// `ncco`.
+fn user_server(ip: IpAddr, caller: IpAddr, ncco: &str, rtp_ports: Option<&str>) -> Server {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let opts = ServerOptions {
+        extra_args: config(dir.path(), "[\"MD5\"]", Some(caller)),
+        ncco: Some(ncco.into()),
+        rtp_ports: rtp_ports.map(str::to_string),
+    };
+    Server::start_in(dir, opts, Some(ip))
+}
+
 /// Registers `user` from `phone` (so calls come back to that address), then starts a
 /// `callmux answer` there streaming `tone` Hz.
 fn phone(server: &Server, phone: SocketAddr, user: &str, pw: &str, args: &[&str]) -> Answerer {
-    assert!(sipp_register(
+    sipp_register(
         server,
         phone,
         user,
         pw,
         &format!("<sip:{user}@{phone}>"),
         60,
-        200
-    ));
+        200,
+    );
     Answerer::start(phone.ip(), phone.port(), args)
 }
 
 #[test]
 fn connect_to_a_registered_user_records_caller_left_and_phone_right() {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
     let ip = unique_ip();
     let caller = unique_ip();
-    let mut opts = ServerOptions {
-        extra_args: config(dir.path(), "[\"MD5\"]", Some(caller)),
-        ncco: Some(
-            r#"[{"action":"record","split":"conversation"},{"action":"connect","endpoint":[{"type":"app","user":"alice"}]}]"#
-                .into(),
-        ),
-        ..Default::default()
-    };
-    opts.rtp_ports = Some("22000-22999".into());
-    let server = Server::start_in(Arc::clone(&dir), opts, Some(ip));
+    let server = user_server(ip, caller, RECORD_THEN_ALICE, Some("22000-22999"));
     let _alice = phone(
         &server,
         SocketAddr::new(ip, 5081),
@@ -338,43 +322,19 @@ fn connect_to_a_registered_user_records_caller_left_and_phone_right() {
         "alice pw",
         &["--tone", "1000", "--calls", "1"],
     );
-    let out = callmux_call(
-        caller,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "3"],
-    );
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log_text()
-    );
+    call_from_ok(&server, caller, &["--tone", "440", "--seconds", "3"]);
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
-    assert_eq!(a.per_channel.len(), 2);
-    let left = tones_between(&a, 0, 0, a.duration_ms);
-    let right = tones_between(&a, 1, 0, a.duration_ms);
-    assert!(mostly(&left, 440.0, 20), "caller left: {left:?}");
-    assert!(mostly(&right, 1000.0, 20), "phone right: {right:?}");
+    assert_channels(&a, 2, "split");
+    assert_mostly(&tones(&a, 0), 440.0, 20, "caller left");
+    assert_mostly(&tones(&a, 1), 1000.0, 20, "phone right");
 }
 
 #[test]
 fn connect_forks_to_every_contact_first_answer_wins_others_cancelled() {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
     let ip = unique_ip();
     let caller = unique_ip();
-    let server = Server::start_in(
-        Arc::clone(&dir),
-        ServerOptions {
-            extra_args: config(dir.path(), "[\"MD5\"]", Some(caller)),
-            ncco: Some(
-                r#"[{"action":"record","split":"conversation"},{"action":"connect","endpoint":[{"type":"app","user":"alice"}]}]"#
-                    .into(),
-            ),
-            ..Default::default()
-        },
-        Some(ip),
-    );
+    let server = user_server(ip, caller, RECORD_THEN_ALICE, None);
     // Desk phone rings for ever; softphone answers after 1 s with 1700 Hz.
     let desk = phone(
         &server,
@@ -390,20 +350,16 @@ fn connect_forks_to_every_contact_first_answer_wins_others_cancelled() {
         "alice pw",
         &["--tone", "1700", "--ring-ms", "1000", "--calls", "1"],
     );
-    let out = callmux_call(
-        caller,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "4"],
-    );
-    assert!(out.status.success(), "{}", server.log_text());
+    call_from_ok(&server, caller, &["--tone", "440", "--seconds", "4"]);
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
     // Channel 2 is what the caller heard: ringback while both phones rang, then the
     // softphone.
-    let right = tones_between(&a, 1, 1500, a.duration_ms);
-    assert!(
-        mostly(&right, 1700.0, 15),
-        "the softphone answered: {right:?}"
+    assert_mostly(
+        &tones_between(&a, 1, 1500, a.duration_ms),
+        1700.0,
+        15,
+        "the softphone answered",
     );
     assert!(
         desk.log_text().contains("cancelled while ringing"),
@@ -415,33 +371,26 @@ fn connect_forks_to_every_contact_first_answer_wins_others_cancelled() {
 
 #[test]
 fn connect_to_an_unregistered_user_fails_with_a_reason_and_the_ncco_goes_on() {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
     let ip = unique_ip();
     let caller = unique_ip();
-    let server = Server::start_in(
-        Arc::clone(&dir),
-        ServerOptions {
-            extra_args: config(dir.path(), "[\"MD5\"]", Some(caller)),
-            ncco: Some(
-                r#"[{"action":"connect","endpoint":[{"type":"app","user":"bob"}]},{"action":"record","split":"conversation"},{"action":"wait","timeout":30}]"#
-                    .into(),
-            ),
-            ..Default::default()
-        },
-        Some(ip),
-    );
-    let out = callmux_call(
+    let server = user_server(
+        ip,
         caller,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "2"],
+        r#"[{"action":"connect","endpoint":[{"type":"app","user":"bob"}]},{"action":"record","split":"conversation"},{"action":"wait","timeout":30}]"#,
+        None,
     );
-    assert!(out.status.success(), "{}", server.log_text());
+    call_from_ok(&server, caller, &["--tone", "440", "--seconds", "2"]);
     let log = server.log_text();
     assert!(log.contains("user bob is not registered"), "{log}");
     // The record after the failed connect ran: the caller's tone is on disk.
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
-    assert!(mostly(&tones_between(&a, 0, 0, a.duration_ms), 440.0, 10));
+    assert_mostly(
+        &tones(&a, 0),
+        440.0,
+        10,
+        "the caller, recorded after the failed connect",
+    );
 }
 
 /// SIGHUP replaces the registrar's users: a changed password applies to the next REGISTER.
@@ -449,38 +398,18 @@ fn connect_to_an_unregistered_user_fails_with_a_reason_and_the_ncco_goes_on() {
 fn sighup_changes_a_users_password_for_the_next_register() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let ip = unique_ip();
-    let args = config(dir.path(), "[\"MD5\"]", None);
-    let server = Server::start_in(
-        Arc::clone(&dir),
-        ServerOptions {
-            extra_args: args,
-            ..Default::default()
-        },
-        Some(ip),
-    );
+    let server = md5_server(&dir, ip);
     let phone = SocketAddr::new(ip, 5073);
     let contact = format!("<sip:alice@{phone}>");
-    assert!(sipp_register(
-        &server, phone, "alice", "alice pw", &contact, 60, 200
-    ));
+    sipp_register(&server, phone, "alice", "alice pw", &contact, 60, 200);
     // The same file with alice's password changed, then SIGHUP.
     let file = dir.path().join("callmux.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace("\"alice pw\"", "\"alice new pw\"")).unwrap();
     server.sighup();
     server.wait_log("configuration reloaded", 1);
-    assert!(sipp_register(
-        &server, phone, "alice", "alice pw", &contact, 60, 403
-    ));
-    assert!(sipp_register(
-        &server,
-        phone,
-        "alice",
-        "alice new pw",
-        &contact,
-        60,
-        200
-    ));
+    sipp_register(&server, phone, "alice", "alice pw", &contact, 60, 403);
+    sipp_register(&server, phone, "alice", "alice new pw", &contact, 60, 200);
 }
 
 /// A server started without users answers REGISTER with 405; SIGHUP with the first users

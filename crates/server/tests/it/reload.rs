@@ -49,15 +49,7 @@ fn sighup_reloads_acls_for_new_calls_keeps_the_call_in_progress_and_survives_a_b
 
     // A call from the allowed address, 6 s of tone.
     let seconds = 6.0;
-    let tdir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(tdir.path(), 700, seconds);
-    let sipp = Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "6000".into()),
-        ],
-    );
+    let sipp = Sipp::tone_caller(700, seconds, 6000);
     let mut call = Command::new("sipp")
         .arg(server.sip.to_string())
         .arg("-sf")

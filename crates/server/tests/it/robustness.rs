@@ -90,8 +90,7 @@ fn kill_9_mid_recording_loses_at_most_the_last_second() {
         killed_after.as_millis()
     );
     assert!(frames >= expected_min * 16);
-    let dom = a.per_channel[0].dominant_hz.unwrap();
-    assert!((dom - 440.0).abs() <= 5.0);
+    assert_tone(&a, 0, 440.0, "recovered file");
     let sc = sidecar(&path);
     assert!(sc["end_time"].is_string(), "{sc}");
     assert!(sc["size"].as_u64().unwrap() > 44, "{sc}");
@@ -136,17 +135,8 @@ fn a_full_disk_stops_the_recording_cleanly_and_the_call_goes_on() {
     // Room for about 3 s of 16 kHz stereo (64 kB/s) plus the sidecar.
     let _fs = Tmpfs::mount(&dir.path().join("recordings"), "200k");
     let server = Server::start_in(std::sync::Arc::clone(&dir), ServerOptions::default(), None);
-    let out = callmux_call(
-        server.ip,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "6"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = call_ok(&server, &["--tone", "440", "--seconds", "6"]);
+    let stderr = stderr_of(&out);
     assert!(
         !stderr.contains("the other side hung up"),
         "the call must go on when its recording fails: {stderr}"
@@ -171,46 +161,22 @@ fn a_full_disk_stops_the_recording_cleanly_and_the_call_goes_on() {
     // What was written before the disk filled up is a playable WAV with the tone.
     sox_opens(&path);
     let a = analyze(&path);
-    assert!(
-        a.per_channel[0].voiced_ms >= 1000,
-        "{}",
-        a.per_channel[0].voiced_ms
-    );
-    let dom = a.per_channel[0].dominant_hz.unwrap();
-    assert!((dom - 440.0).abs() <= 5.0);
+    assert_tone_for(&a, 0, 440.0, 1000, "written before the disk filled up");
     assert!(server.log_text().contains("record_failed"));
 }
 
 #[test]
 fn sipp_over_tcp_is_recorded() {
     let server = Server::start(ServerOptions::default());
-    let dir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(dir.path(), 600, 3.0);
-    let sipp = Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "3000".into()),
-        ],
-    );
-    let out = sipp.run(
-        server.ip,
-        server.sip,
+    Sipp::tone_caller(600, 3.0, 3000).run_ok(
+        &server,
         &["-t", "t1", "-m", "1", "-s", "100"],
         Duration::from_secs(30),
     );
-    assert!(
-        out.status.success(),
-        "sipp over TCP failed: {}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        server.log_text()
-    );
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let a = analyze(&recs[0]);
-    let dom = a.per_channel[0].dominant_hz.unwrap();
-    assert!((dom - 600.0).abs() <= 5.0);
-    assert!((2900..=3200).contains(&a.per_channel[0].voiced_ms));
+    assert_tone(&a, 0, 600.0, "caller over TCP");
+    assert_voiced(&a, 0, 2900..=3200, "caller over TCP");
 }
 
 #[test]

@@ -29,18 +29,16 @@ fn scaleout_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scaleout")
 }
 
-/// Replaces `{{NAME}}` placeholders and checks none is left.
-fn fill(template: &Path, vars: &[(&str, String)]) -> String {
-    let mut text = std::fs::read_to_string(template).expect("template");
-    for (k, v) in vars {
-        text = text.replace(&format!("{{{{{k}}}}}"), v);
-    }
-    assert!(
-        !text.contains("{{"),
-        "unfilled placeholder in {}",
-        template.display()
-    );
-    text
+/// tests/scaleout/uac_tone_rr.xml (a caller that honours Record-Route, as behind a proxy)
+/// streaming [`TONE_HZ`] for `seconds` and hanging up `pause_ms` after the answer.
+fn rr_caller(seconds: f64, pause_ms: u64) -> Sipp {
+    Sipp::tone_template(
+        &scaleout_dir().join("uac_tone_rr.xml"),
+        TONE_HZ,
+        seconds,
+        pause_ms,
+        &[],
+    )
 }
 
 /// A `callmux serve` host with its own data directory and a shared recordings directory.
@@ -104,17 +102,11 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "---- callmux {} log ----\n{}",
-                self.sip,
-                tail(&self.log_text(), 200)
-            );
-        }
+        reap(
+            self.child.take(),
+            &format!("callmux {} log", self.sip),
+            || tail(&self.log_text(), 200),
+        );
     }
 }
 
@@ -132,7 +124,7 @@ impl Kamailio {
         let list = dir.join("dispatcher.list");
         std::fs::write(
             &list,
-            fill(
+            fill_template(
                 &scaleout_dir().join("dispatcher.list"),
                 &[
                     ("HOST_A", hosts[0].to_string()),
@@ -144,7 +136,7 @@ impl Kamailio {
         let cfg = dir.join("kamailio.cfg");
         std::fs::write(
             &cfg,
-            fill(
+            fill_template(
                 &scaleout_dir().join("kamailio.cfg"),
                 &[
                     ("LISTEN", addr.to_string()),
@@ -300,24 +292,7 @@ fn two_hosts_behind_kamailio_share_one_queue_and_one_recordings_directory() {
     let _d2 = Dispatcher::start(&dispatch_args("dispatch-2"), &dlog);
 
     // SIPp → Kamailio → callmux: the record-route-aware scenario in tests/scaleout.
-    let sipp_dir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(sipp_dir.path(), TONE_HZ, 2.5);
-    let scenario = sipp_dir.path().join("uac_tone_rr.xml");
-    std::fs::write(
-        &scenario,
-        fill(
-            &scaleout_dir().join("uac_tone_rr.xml"),
-            &[
-                ("TONE", tone.display().to_string()),
-                ("PAUSE_MS", "2500".into()),
-            ],
-        ),
-    )
-    .unwrap();
-    let sipp = Sipp {
-        scenario,
-        dir: sipp_dir,
-    };
+    let sipp = rr_caller(2.5, 2500);
     let out = sipp.run(
         ip_sipp,
         kamailio.addr,
@@ -376,14 +351,9 @@ fn two_hosts_behind_kamailio_share_one_queue_and_one_recordings_directory() {
         assert_eq!(sc["state"], "complete", "{}: {sc}", rec.display());
         calls_recorded.insert(sc["call_uuid"].as_str().unwrap().to_string());
         let an = analyze(rec);
-        let ch1 = &an.per_channel[0];
-        let hz = ch1.dominant_hz.unwrap_or(0.0);
-        assert!(
-            (hz - f64::from(TONE_HZ)).abs() <= 10.0 && ch1.voiced_ms >= 1800,
-            "{}: ch1 {hz} Hz, voiced {} ms",
-            rec.display(),
-            ch1.voiced_ms
-        );
+        let what = format!("{}", rec.display());
+        assert_tone_near(&an, 0, f64::from(TONE_HZ), 10.0, &what);
+        assert_voiced(&an, 0, 1800.., &what);
     }
     assert_eq!(calls_recorded.len(), CALLS, "one recording per call");
 
@@ -527,24 +497,7 @@ fn the_proxied_uac_scenario_ignores_provisional_answers_that_come_after_the_200(
     let mut uas_child = uas.spawn_uas(ip_uas, 5060, 17000, &["-m", "5"]);
     std::thread::sleep(Duration::from_millis(300));
 
-    let uac_dir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(uac_dir.path(), TONE_HZ, 0.5);
-    let scenario = uac_dir.path().join("uac_tone_rr.xml");
-    std::fs::write(
-        &scenario,
-        fill(
-            &scaleout_dir().join("uac_tone_rr.xml"),
-            &[
-                ("TONE", tone.display().to_string()),
-                ("PAUSE_MS", "500".into()),
-            ],
-        ),
-    )
-    .unwrap();
-    let uac = Sipp {
-        scenario,
-        dir: uac_dir,
-    };
+    let uac = rr_caller(0.5, 500);
     let out = uac.run(
         ip_uac,
         SocketAddr::new(ip_uas, 5060),

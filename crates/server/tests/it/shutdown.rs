@@ -110,16 +110,8 @@ fn sigterm_during_ten_calls_finalizes_every_recording_and_commits_every_event() 
         ],
         ..ServerOptions::default()
     });
-    let dir = tempfile::tempdir().unwrap();
     // The callers send a tone for longer than the calls last.
-    let tone = ulaw_tone(dir.path(), 1000, 20.0);
-    let sipp = Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "30000".into()),
-        ],
-    );
+    let sipp = Sipp::tone_caller(1000, 20.0, 30000);
     let mut sipp_child = spawn_calls(&server, &sipp, 10);
     wait_active(&server, 10);
     std::thread::sleep(Duration::from_secs(1));
@@ -218,15 +210,7 @@ fn a_second_signal_cuts_the_grace_period_short() {
         extra_args: vec!["--shutdown-grace".into(), "120".into()],
         ..ServerOptions::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(dir.path(), 440, 20.0);
-    let sipp = Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "60000".into()),
-        ],
-    );
+    let sipp = Sipp::tone_caller(440, 20.0, 60000);
     let mut sipp_child = spawn_calls(&server, &sipp, 2);
     wait_active(&server, 2);
     signal(&server, "-TERM");

@@ -47,22 +47,13 @@ fn fill(template: &str, vars: &[(&str, String)]) -> String {
 
 /// A 16-bit mono 8 kHz WAV of `freq` Hz made by sox: the phone's microphone.
 fn wav_tone(dir: &Path, freq: u32, seconds: u32) -> PathBuf {
-    require_tool("sox");
     let p = dir.join(format!("phone{freq}.wav"));
-    let st = Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
-        .arg(&p)
-        .args([
-            "synth",
-            &seconds.to_string(),
-            "sine",
-            &freq.to_string(),
-            "vol",
-            "0.5",
-        ])
-        .status()
-        .expect("sox");
-    assert!(st.success(), "sox could not write {}", p.display());
+    sox_sine(
+        &p,
+        &["-r", "8000", "-c", "1", "-b", "16"],
+        freq,
+        f64::from(seconds),
+    );
     p
 }
 
@@ -90,7 +81,8 @@ struct Baresip {
 
 impl Baresip {
     /// Starts baresip listening on `listen`, registering `user` at `registrar` and
-    /// answering calls automatically with `tone` (a WAV) as its microphone. With `dial`
+    /// answering calls automatically with 30 s of `tone_hz` (a WAV sox makes in its
+    /// directory) as its microphone. With `dial`
     /// (a URI and a number of seconds), it also calls that URI at once and quits after
     /// those seconds (hanging up and un-registering).
     fn start(
@@ -98,11 +90,12 @@ impl Baresip {
         registrar: SocketAddr,
         user: &str,
         password: &str,
-        tone: &Path,
+        tone_hz: u32,
         dial: Option<(&str, u32)>,
     ) -> Self {
         require_baresip();
         let dir = tempfile::tempdir().unwrap();
+        let tone = wav_tone(dir.path(), tone_hz, 30);
         let snd = dir.path().join("snd");
         std::fs::create_dir(&snd).unwrap();
         let config = fill(
@@ -208,36 +201,37 @@ impl Baresip {
 
 impl Drop for Baresip {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "---- baresip log ({}) ----\n{}",
-                self.log.display(),
-                self.log_text()
-            );
-        }
+        reap(
+            self.child.take(),
+            &format!("baresip log ({})", self.log.display()),
+            || self.log_text(),
+        );
     }
 }
 
-/// A config with digest auth required, user alice, and the SIPp caller's address as a
-/// trusted trunk (so its INVITE is not challenged).
+/// A server (on a fresh address) with digest auth required, user alice, and the SIPp
+/// caller's address as a trusted trunk (so its INVITE is not challenged), running `ncco`
+/// (or the built-in one).
 ///
 /// MD5 only: libre 1.1 (under baresip 1.0 in Debian 12) knows no other digest algorithm and
 /// gives up on the whole challenge with ENOSYS ("Register: Function not implemented") as soon
 /// as any `WWW-Authenticate` names another one, even when an MD5 one is also offered.
-fn config(dir: &Path, caller: IpAddr) -> Vec<String> {
+fn alice_server(caller: IpAddr, ncco: Option<&str>) -> Server {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
     let text = format!(
         "[sip]\nauth = \"required\"\nauth_algorithms = [\"MD5\"]\n\n\
          [registrar]\nmin_expires_s = 2\ndefault_expires_s = 60\nkeepalive_s = 0\n\n\
          [[user]]\nname = \"alice\"\npassword = \"alice-softphone-pw\"\n\n\
          [[trunk]]\nname = \"testcaller\"\nuri = \"sip:{{number}}@127.0.0.1:5999\"\nacl = [\"{caller}\"]\n"
     );
-    let p = dir.join("callmux.toml");
+    let p = dir.path().join("callmux.toml");
     std::fs::write(&p, text).unwrap();
-    vec!["--config".into(), p.display().to_string()]
+    let opts = ServerOptions {
+        extra_args: vec!["--config".into(), p.display().to_string()],
+        ncco: ncco.map(str::to_string),
+        ..Default::default()
+    };
+    Server::start_in(dir, opts, None)
 }
 
 /// Waits at most `limit` until the server's log contains `needle`.
@@ -255,31 +249,21 @@ fn wait_log(server: &Server, needle: &str, limit: Duration) -> bool {
 #[test]
 fn baresip_registers_answers_a_connect_and_is_recorded_right() {
     require_baresip();
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let ip = unique_ip();
     let caller = unique_ip();
     let phone_ip = unique_ip();
-    let server = Server::start_in(
-        Arc::clone(&dir),
-        ServerOptions {
-            extra_args: config(dir.path(), caller),
-            ncco: Some(
-                r#"[{"action":"record","split":"conversation"},{"action":"connect","endpoint":[{"type":"app","user":"alice"}]}]"#
-                    .into(),
-            ),
-            ..Default::default()
-        },
-        Some(ip),
+    let server = alice_server(
+        caller,
+        Some(
+            r#"[{"action":"record","split":"conversation"},{"action":"connect","endpoint":[{"type":"app","user":"alice"}]}]"#,
+        ),
     );
-    let media = tempfile::tempdir().unwrap();
-    let phone_tone = wav_tone(media.path(), 1000, 30);
     let listen = SocketAddr::new(phone_ip, 5090);
     let mut phone = Baresip::start(
         listen,
         server.sip,
         "alice",
         "alice-softphone-pw",
-        &phone_tone,
+        1000,
         None,
     );
     // The phone registered (challenged, then bound) from its own address.
@@ -292,25 +276,12 @@ fn baresip_registers_answers_a_connect_and_is_recorded_right() {
         "baresip did not register"
     );
     // The caller: SIPp streams 440 Hz µ-law for 4 s and hangs up.
-    let caller_tone = ulaw_tone(media.path(), 440, 4.0);
-    let sipp = Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", caller_tone.display().to_string()),
-            ("PAUSE_MS", "4000".into()),
-        ],
-    );
-    let out = sipp.run(
+    Sipp::tone_caller(440, 4.0, 4000).run_ok_from(
+        &server,
         caller,
         server.sip,
         &["-m", "1", "-s", "100"],
         Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "sipp failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
     let recs = server.wait_recordings(1, Duration::from_secs(15));
     phone.stop();
@@ -343,19 +314,10 @@ fn baresip_registers_answers_a_connect_and_is_recorded_right() {
     // The recording: caller left, phone right, for most of the call.
     assert_eq!(recs.len(), 1, "{recs:?}");
     let a = analyze(&recs[0]);
-    assert_eq!(a.per_channel.len(), 2, "split recording");
-    assert!(
-        a.duration_ms >= 3500,
-        "the call lasted about 4 s: {} ms",
-        a.duration_ms
-    );
-    let left = tones_between(&a, 0, 0, a.duration_ms);
-    let right = tones_between(&a, 1, 0, a.duration_ms);
-    assert!(mostly(&left, 440.0, 30), "caller (SIPp) left: {left:?}");
-    assert!(
-        mostly(&right, 1000.0, 25),
-        "phone (baresip) right: {right:?}"
-    );
+    assert_channels(&a, 2, "split recording");
+    assert_duration(&a, 3500.., "the call lasted about 4 s");
+    assert_mostly(&tones(&a, 0), 440.0, 30, "caller (SIPp) left");
+    assert_mostly(&tones(&a, 1), 1000.0, 25, "phone (baresip) right");
     let sc = sidecar(&recs[0]);
     let phone_leg = &sc["channel_map"][1]["legs"][0];
     assert_eq!(phone_leg["role"], "callee", "{sc}");
@@ -368,30 +330,15 @@ fn baresip_registers_answers_a_connect_and_is_recorded_right() {
     let heard = phone.dumps("-dec.wav");
     assert_eq!(heard.len(), 1, "one call dumped by the phone: {heard:?}");
     let h = analyze(&heard[0]);
-    let tones = tones_between(&h, 0, 0, h.duration_ms);
-    assert!(
-        mostly(&tones, 440.0, 25),
-        "the phone heard the caller: {tones:?}"
-    );
+    assert_mostly(&tones(&h, 0), 440.0, 25, "the phone heard the caller");
 }
 
 #[test]
 fn baresip_calls_in_as_its_user_and_is_recorded() {
     require_baresip();
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let ip = unique_ip();
     let phone_ip = unique_ip();
     // The built-in NCCO: record split (caller left, what the caller heard right), then wait.
-    let server = Server::start_in(
-        Arc::clone(&dir),
-        ServerOptions {
-            extra_args: config(dir.path(), unique_ip()),
-            ..Default::default()
-        },
-        Some(ip),
-    );
-    let media = tempfile::tempdir().unwrap();
-    let phone_tone = wav_tone(media.path(), 1000, 30);
+    let server = alice_server(unique_ip(), None);
     let listen = SocketAddr::new(phone_ip, 5090);
     let target = server.uri("100");
     let mut phone = Baresip::start(
@@ -399,7 +346,7 @@ fn baresip_calls_in_as_its_user_and_is_recorded() {
         server.sip,
         "alice",
         "alice-softphone-pw",
-        &phone_tone,
+        1000,
         Some((&target, 4)),
     );
     // The phone's INVITE is challenged and admitted as alice (not as a trunk).
@@ -419,17 +366,9 @@ fn baresip_calls_in_as_its_user_and_is_recorded() {
         "callmux answered the phone: {log}"
     );
     let a = analyze(&recs[0]);
-    assert_eq!(a.per_channel.len(), 2, "split recording");
-    assert!(
-        a.duration_ms >= 3000,
-        "the phone hung up after about 4 s: {} ms",
-        a.duration_ms
-    );
-    let left = tones_between(&a, 0, 0, a.duration_ms);
-    assert!(
-        mostly(&left, 1000.0, 25),
-        "the phone, as caller, left: {left:?}"
-    );
+    assert_channels(&a, 2, "split recording");
+    assert_duration(&a, 3000.., "the phone hung up after about 4 s");
+    assert_mostly(&tones(&a, 0), 1000.0, 25, "the phone, as caller, left");
     let sc = sidecar(&recs[0]);
     let caller_leg = &sc["channel_map"][0]["legs"][0];
     assert_eq!(

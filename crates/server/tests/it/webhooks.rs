@@ -38,15 +38,14 @@ fn ts(v: &Value, field: &str) -> Timestamp {
     Timestamp::parse(s).unwrap_or_else(|e| panic!("{field}: {s}: {e}"))
 }
 
-fn run_call(server: &Server, args: &[&str]) -> std::process::Output {
-    let out = callmux_call(server.ip, &server.uri("100"), args);
-    assert!(
-        out.status.success(),
-        "callmux call failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log_text()
-    );
-    out
+/// The indices of the loud (above -40 dBFS) quarter-second windows among `levels`.
+fn loud_windows(levels: &[f64]) -> Vec<usize> {
+    levels
+        .iter()
+        .enumerate()
+        .filter(|(_, &l)| l > -40.0)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[test]
@@ -61,7 +60,7 @@ fn answer_url_get_and_post_and_call_events() {
             _ => Reply::ok(),
         });
         let server = server_with(&receiver, &["--answer-method", method]);
-        run_call(&server, &["--tone", "440", "--seconds", "2"]);
+        call_ok(&server, &["--tone", "440", "--seconds", "2"]);
 
         let answers = receiver.requests_to("/answer");
         assert_eq!(answers.len(), 1, "{method}: one answer request");
@@ -157,19 +156,7 @@ fn record_input_and_notify_events_field_by_field() {
         &receiver,
         &["--signature-secret", secret, "--recordings-api-open"],
     );
-    let out = run_call(
-        &server,
-        &[
-            "--tone",
-            "440",
-            "--seconds",
-            "8",
-            "--dtmf",
-            "12",
-            "--dtmf-at",
-            "1.5",
-        ],
-    );
+    let out = call_with_digits(&server, "8", "12", "1.5", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("remote hung up"),
@@ -317,19 +304,14 @@ fn talk_is_heard_by_the_caller_and_recorded_in_channel_two() {
     });
     let dir = tempfile::tempdir().unwrap();
     let heard = dir.path().join("heard.wav");
-    run_call(
+    call_ok(
         &server,
         &["--seconds", "6", "--save", heard.to_str().unwrap()],
     );
 
     let pcm = read_wav(&heard);
     let levels = window_levels(&pcm);
-    let loud: Vec<usize> = levels
-        .iter()
-        .enumerate()
-        .filter(|(_, &l)| l > -40.0)
-        .map(|(i, _)| i)
-        .collect();
+    let loud = loud_windows(&levels);
     assert!(
         loud.len() >= 6,
         "at least 1.5 s of speech heard; levels {levels:?}"
@@ -349,8 +331,8 @@ fn talk_is_heard_by_the_caller_and_recorded_in_channel_two() {
 
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let rec = analyze(&recs[0]);
-    assert_eq!(rec.per_channel.len(), 2);
-    assert_eq!(rec.per_channel[0].voiced_ms, 0, "the caller sent silence");
+    assert_channels(&rec, 2, "split");
+    assert_silent(&rec, 0, "the caller sent silence");
     let ch2 = rec.per_channel[1].voiced_ms;
     assert!(
         ch2 > 1000 && (ch2 as i64 - heard_voiced as i64).abs() < 600,
@@ -379,7 +361,7 @@ fn stream_of_a_wav_is_heard_and_recorded_and_cached() {
     });
     let server = server_with(&receiver, &[]);
     let heard = dir.path().join("heard.wav");
-    run_call(
+    call_ok(
         &server,
         &["--seconds", "5", "--save", heard.to_str().unwrap()],
     );
@@ -388,27 +370,19 @@ fn stream_of_a_wav_is_heard_and_recorded_and_cached() {
     let ch = &a.per_channel[0];
     let hz = ch.dominant_hz.expect("a tone was heard");
     assert!((hz - 1000.0).abs() < 15.0, "heard {hz} Hz");
-    assert!(
-        (2700..=3200).contains(&ch.voiced_ms),
-        "heard {} ms of tone, expected 3 s",
-        ch.voiced_ms
-    );
+    assert_voiced(&a, 0, 2700..=3200, "the stream, heard twice (3 s)");
     let recs = server.wait_recordings(1, Duration::from_secs(10));
     let rec = analyze(&recs[0]);
     let ch2 = &rec.per_channel[1];
     assert!((ch2.dominant_hz.unwrap() - 1000.0).abs() < 15.0);
-    assert!(
-        (2700..=3200).contains(&ch2.voiced_ms),
-        "recorded {} ms",
-        ch2.voiced_ms
-    );
-    assert_eq!(rec.per_channel[0].voiced_ms, 0);
+    assert_voiced(&rec, 1, 2700..=3200, "the stream, recorded");
+    assert_silent(&rec, 0, "the caller sent silence");
 
     // Cached on disk by URL hash: a second call plays it without fetching again.
     let cache = server.dir.path().join("data").join("stream-cache");
     let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
     assert_eq!(cached.len(), 1, "{cache:?}");
-    run_call(&server, &["--seconds", "2"]);
+    call_ok(&server, &["--seconds", "2"]);
     assert_eq!(receiver.requests_to("/tone.wav").len(), 1, "fetched once");
 }
 
@@ -488,7 +462,7 @@ fn barge_in_stops_a_looping_prompt_and_the_key_goes_to_the_input() {
     let server = server_with(&receiver, &[]);
     let dir = tempfile::tempdir().unwrap();
     let heard = dir.path().join("heard.wav");
-    let out = run_call(
+    let out = call_ok(
         &server,
         &[
             "--seconds",
@@ -511,12 +485,7 @@ fn barge_in_stops_a_looping_prompt_and_the_key_goes_to_the_input() {
 
     // The prompt repeated until the key at 3 s, then stopped.
     let levels = window_levels(&read_wav(&heard));
-    let loud: Vec<usize> = levels
-        .iter()
-        .enumerate()
-        .filter(|(_, &l)| l > -40.0)
-        .map(|(i, _)| i)
-        .collect();
+    let loud = loud_windows(&levels);
     let last = *loud.last().expect("speech heard") as f64 * 0.25;
     assert!(loud.len() >= 6, "looped speech before the key: {levels:?}");
     assert!(

@@ -646,32 +646,12 @@ pub fn bodies(reqs: &[HttpRequest], path: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Waits for a process to exit, up to `timeout`; kills it after that.
-pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(Some(st)) = child.try_wait() {
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    child.wait().ok()
-}
-
-/// A minimal HTTP/1.1 GET returning (status, body bytes).
+/// A minimal HTTP/1.1 GET returning (status, body bytes), with room for large bodies.
 pub fn get_bytes(addr: SocketAddr, path: &str) -> Option<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    super::http_get_within(
+        addr,
+        path,
+        Duration::from_millis(500),
+        Duration::from_secs(5),
     )
-    .ok()?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).ok()?;
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&resp[..split]).to_string();
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, resp[split + 4..].to_vec()))
 }

@@ -6,7 +6,12 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different part of this module
 
+mod audio;
 pub mod http;
+mod sipp;
+
+pub use audio::*;
+pub use sipp::*;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
@@ -15,8 +20,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use callmux_record::{analyze_file, AudioAnalysis};
 
 /// The `callmux` binary built for these tests.
 pub fn bin() -> &'static str {
@@ -62,6 +65,27 @@ impl Server {
     pub fn start(opts: ServerOptions) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
         Self::start_in(dir, opts, None)
+    }
+
+    /// Starts a server running `ncco` for every call.
+    pub fn with_ncco(ncco: &str) -> Self {
+        Self::start(ServerOptions {
+            ncco: Some(ncco.to_string()),
+            ..Default::default()
+        })
+    }
+
+    /// Starts a server on `ip` (where the test's other parties also listen) running `ncco`
+    /// for every call.
+    pub fn with_ncco_at(ip: IpAddr, ncco: &str) -> Self {
+        Self::start_in(
+            Arc::new(tempfile::tempdir().expect("tempdir")),
+            ServerOptions {
+                ncco: Some(ncco.to_string()),
+                ..Default::default()
+            },
+            Some(ip),
+        )
     }
 
     /// Starts (or restarts) a server using `dir` for recordings and data.
@@ -237,6 +261,21 @@ impl Server {
         }
     }
 
+    /// Waits (at most 10 s) until /healthz reports no active calls and no RTP ports in use;
+    /// whether it did. Every call must give back what it took.
+    pub fn wait_idle(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some((200, body)) = http_get(self.http, "/healthz") {
+                if body.contains("\"active_calls\":0") && body.contains("\"rtp_ports_in_use\":0") {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child
@@ -247,18 +286,29 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "---- callmux log ({}) ----\n{}",
-                self.log.display(),
-                self.log_text()
-            );
-        }
+        reap(
+            self.child.take(),
+            &format!("callmux log ({})", self.log.display()),
+            || self.log_text(),
+        );
     }
+}
+
+/// What every test-started process does when dropped: kill it if it still runs, and when
+/// the test is failing print its log under `label`.
+pub fn reap(child: Option<Child>, label: &str, log: impl FnOnce() -> String) {
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    if std::thread::panicking() {
+        eprintln!("---- {label} ----\n{}", log());
+    }
+}
+
+/// A `connect` action to the SIP endpoint `uri`, as NCCO JSON.
+pub fn connect_ncco(uri: &str) -> String {
+    format!(r#"{{"action":"connect","endpoint":[{{"type":"sip","uri":"{uri}"}}]}}"#)
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -275,6 +325,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The most recently modified of `files` (the recording of the last call).
+pub fn newest(files: &[PathBuf]) -> &PathBuf {
+    files
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .expect("at least one file")
+}
+
 /// The `state` field of a recording's sidecar.
 pub fn sidecar_state(media: &Path) -> Option<String> {
     let text = std::fs::read_to_string(media.with_extension("json")).ok()?;
@@ -288,23 +346,38 @@ pub fn sidecar(media: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("sidecar json")
 }
 
-/// A minimal HTTP/1.1 GET; returns (status, body).
+/// A minimal HTTP/1.1 GET with short time limits (for polling); returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let (status, body) = http_get_within(
+        addr,
+        path,
+        Duration::from_millis(200),
+        Duration::from_secs(2),
+    )?;
+    Some((status, String::from_utf8(body).ok()?))
+}
+
+/// A minimal HTTP/1.1 GET (`Connection: close`, body read to the end): (status, body), or
+/// None when the server does not connect within `connect` or answer within `read`.
+pub fn http_get_within(
+    addr: SocketAddr,
+    path: &str,
+    connect: Duration,
+    read: Duration,
+) -> Option<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, connect).ok()?;
+    s.set_read_timeout(Some(read)).ok()?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).ok()?;
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, resp[split + 4..].to_vec()))
 }
 
 /// Runs a command to completion, killing it (and failing the test) if it takes longer than
@@ -345,11 +418,77 @@ pub fn callmux_call(ip: IpAddr, uri: &str, args: &[&str]) -> Output {
         .expect("run callmux call")
 }
 
-/// Analyses a recording.
-pub fn analyze(path: &Path) -> AudioAnalysis {
-    analyze_file(path)
-        .unwrap_or_else(|e| panic!("analyse {}: {e}", path.display()))
-        .audio
+/// `callmux call` from the server's own address to its number 100, asserting that the
+/// call succeeded (failing with the caller's stderr and the server's log).
+pub fn call_ok(server: &Server, args: &[&str]) -> Output {
+    call_from_ok(server, server.ip, args)
+}
+
+/// `callmux call` from `from` to the server's number 100, asserting that the call
+/// succeeded (failing with the caller's stderr and the server's log).
+pub fn call_from_ok(server: &Server, from: IpAddr, args: &[&str]) -> Output {
+    let out = callmux_call(from, &server.uri("100"), args);
+    assert!(
+        out.status.success(),
+        "callmux call {args:?} from {from} failed ({}): {}\n--- server log\n{}",
+        out.status,
+        stderr_of(&out),
+        server.log_text()
+    );
+    out
+}
+
+/// [`call_ok`] for a caller sending 440 Hz for `seconds` and the DTMF `digits` at `at`
+/// seconds (RFC 4733 unless `extra` says `--dtmf-info`).
+pub fn call_with_digits(
+    server: &Server,
+    seconds: &str,
+    digits: &str,
+    at: &str,
+    extra: &[&str],
+) -> Output {
+    let mut args = vec![
+        "--tone",
+        "440",
+        "--seconds",
+        seconds,
+        "--dtmf",
+        digits,
+        "--dtmf-at",
+        at,
+    ];
+    args.extend_from_slice(extra);
+    call_ok(server, &args)
+}
+
+/// A process's stderr as text.
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `callmux serve` on ephemeral loopback ports running the NCCO file `ncco`: the command
+/// for tests of NCCOs the server must refuse at load.
+pub fn serve_with_ncco_file(ncco: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "serve",
+        "--sip",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--ncco",
+    ])
+    .arg(ncco);
+    cmd
+}
+
+/// Runs `cmd` (a `callmux serve` that must refuse to start) bounded by 20 s, asserts that it
+/// exited with code 2 and that its stderr names `key`; `what` says which case this is.
+pub fn assert_exits_2_naming(cmd: Command, key: &str, what: &str) {
+    let out = output_within(cmd, Duration::from_secs(20));
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert!(err.contains(key), "{what} should name {key}: {err}");
 }
 
 /// Sends one UDP datagram to `to` from a fresh socket on `from_ip`, and returns the first
@@ -379,17 +518,6 @@ pub fn udp_exchange(
     }
 }
 
-/// A SIPp run: a scenario from tests/sipp with `{{NAME}}` placeholders filled.
-pub struct Sipp {
-    pub scenario: PathBuf,
-    pub dir: tempfile::TempDir,
-}
-
-/// tests/sipp in the repository.
-pub fn sipp_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp")
-}
-
 /// Whether SIPp is installed (CI installs it; a test that needs it fails without it).
 pub fn require_tool(name: &str) {
     let ok = Command::new("sh")
@@ -401,77 +529,6 @@ pub fn require_tool(name: &str) {
         ok,
         "{name} is required for this test (apt-get install sip-tester sox; see .ci/run)"
     );
-}
-
-impl Sipp {
-    /// Prepares `scenario` (a file in tests/sipp) with placeholders replaced.
-    pub fn prepare(scenario: &str, vars: &[(&str, String)]) -> Self {
-        require_tool("sipp");
-        let dir = tempfile::tempdir().unwrap();
-        let mut text = std::fs::read_to_string(sipp_dir().join(scenario)).expect("scenario");
-        for (k, v) in vars {
-            text = text.replace(&format!("{{{{{k}}}}}"), v);
-        }
-        assert!(!text.contains("{{"), "unfilled placeholder in {scenario}");
-        let path = dir.path().join(scenario);
-        std::fs::write(&path, text).unwrap();
-        Self {
-            scenario: path,
-            dir,
-        }
-    }
-
-    /// Runs SIPp as a UAC against `target` from `ip`, with extra arguments; bounded by
-    /// `timeout`.
-    pub fn run(&self, ip: IpAddr, target: SocketAddr, args: &[&str], timeout: Duration) -> Output {
-        let mut cmd = Command::new("sipp");
-        cmd.arg(target.to_string())
-            .arg("-sf")
-            .arg(&self.scenario)
-            .arg("-i")
-            .arg(ip.to_string())
-            .arg("-p")
-            .arg("5070")
-            .arg("-mi")
-            .arg(ip.to_string())
-            .arg("-mp")
-            .arg("16000")
-            .arg("-nostdin")
-            .arg("-timeout")
-            .arg(format!("{}s", timeout.as_secs()))
-            .arg("-timeout_error")
-            .args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
-        cmd.output().expect("run sipp")
-    }
-}
-
-impl Sipp {
-    /// Starts SIPp as a UAS on `ip:port` (background); returns the child to wait on.
-    pub fn spawn_uas(&self, ip: IpAddr, port: u16, media_port: u16, args: &[&str]) -> Child {
-        Command::new("sipp")
-            .arg("-sf")
-            .arg(&self.scenario)
-            .arg("-i")
-            .arg(ip.to_string())
-            .arg("-p")
-            .arg(port.to_string())
-            .arg("-mi")
-            .arg(ip.to_string())
-            .arg("-mp")
-            .arg(media_port.to_string())
-            .arg("-nostdin")
-            .arg("-timeout")
-            .arg("60s")
-            .args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sipp UAS")
-    }
 }
 
 /// Waits at most `limit` for a child to exit; kills it and returns None on time-out.
@@ -486,28 +543,6 @@ pub fn wait_child(child: &mut Child, limit: Duration) -> Option<std::process::Ex
     let _ = child.kill();
     let _ = child.wait();
     None
-}
-
-/// Writes `seconds` of a `freq` Hz tone as raw 8 kHz µ-law (SIPp rtp_stream input), made
-/// by sox so the encoder under test is not also the one producing the test input.
-pub fn ulaw_tone(dir: &Path, freq: u32, seconds: f64) -> PathBuf {
-    require_tool("sox");
-    let p = dir.join(format!("tone{freq}.ul"));
-    let st = Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-t", "ul"])
-        .arg(&p)
-        .args([
-            "synth",
-            &format!("{seconds}"),
-            "sine",
-            &freq.to_string(),
-            "vol",
-            "0.5",
-        ])
-        .status()
-        .expect("sox");
-    assert!(st.success());
-    p
 }
 
 /// A `callmux answer` process (a UAS that streams a tone); killed when dropped.
@@ -550,6 +585,23 @@ impl Answerer {
         }
     }
 
+    /// A callee on `ip:port` that answers one call and streams `hz` Hz for `seconds`, then
+    /// hangs up.
+    pub fn tone(ip: IpAddr, port: u16, hz: u32, seconds: u32) -> Self {
+        Self::start(
+            ip,
+            port,
+            &[
+                "--tone",
+                &hz.to_string(),
+                "--seconds",
+                &seconds.to_string(),
+                "--calls",
+                "1",
+            ],
+        )
+    }
+
     /// `sip:USER@ip:port`
     pub fn uri(&self, user: &str) -> String {
         format!("sip:{user}@{}", self.addr)
@@ -581,21 +633,4 @@ impl Drop for Answerer {
             eprintln!("---- callmux answer log ----\n{}", self.log_text());
         }
     }
-}
-
-/// The dominant frequency of a channel's 100 ms windows between `from_ms` and `to_ms`
-/// that are voiced, or None if none is.
-pub fn tones_between(a: &AudioAnalysis, ch: usize, from_ms: u64, to_ms: u64) -> Vec<f64> {
-    a.per_channel[ch]
-        .windows
-        .iter()
-        .filter(|w| w.start_ms >= from_ms && w.start_ms + 100 <= to_ms && w.rms_dbfs > -45.0)
-        .filter_map(|w| w.dominant_hz)
-        .collect()
-}
-
-/// Whether most (≥ 80 %) of `tones` are within 10 Hz of `hz`, and there are at least `min`.
-pub fn mostly(tones: &[f64], hz: f64, min: usize) -> bool {
-    let near = tones.iter().filter(|t| (*t - hz).abs() <= 10.0).count();
-    near >= min && near * 5 >= tones.len() * 4
 }

@@ -22,16 +22,7 @@ fn stem(p: &Path) -> String {
 /// Places one call (`seconds` of a 440 Hz tone) and returns its finished recording.
 fn record_one(server: &Server, seconds: &str) -> PathBuf {
     let before = server.recordings().len();
-    let out = callmux_call(
-        server.ip,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", seconds],
-    );
-    assert!(
-        out.status.success(),
-        "callmux call failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    call_ok(server, &["--tone", "440", "--seconds", seconds]);
     let files = server.wait_recordings(before + 1, Duration::from_secs(15));
     files
         .into_iter()
@@ -345,21 +336,11 @@ fn bad_api_configuration_exits_with_code_2_naming_the_key() {
         ),
         (vec!["--public-url", "ftp://x"], "http.public_url"),
     ] {
-        let mut cmd = std::process::Command::new(bin());
-        cmd.arg("serve")
-            .arg("--sip")
-            .arg(format!("{ip}:5060"))
-            .arg("--http")
-            .arg(format!("{ip}:8080"))
-            .arg("--recordings")
-            .arg(dir.path().join("rec"))
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .args(&args);
-        let out = output_within(cmd, Duration::from_secs(20));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(key), "{args:?} should name {key}: {err}");
+        assert_exits_2_naming(
+            serve_at(ip, dir.path(), &args),
+            key,
+            &format!("{args:?}"),
+        );
     }
 }
 

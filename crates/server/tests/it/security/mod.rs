@@ -10,9 +10,11 @@ mod sipvicious;
 mod tls;
 mod uac;
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -186,4 +188,21 @@ pub(crate) fn config_args(dir: &Path, text: &str) -> Vec<String> {
     let p = dir.join(format!("callmux-{}.toml", uuid::Uuid::new_v4()));
     std::fs::write(&p, text).unwrap();
     vec!["--config".into(), p.display().to_string()]
+}
+
+/// `callmux serve ARGS…` on `ip` with its recordings and data under `dir`: the command for
+/// tests of settings the server must refuse at start.
+pub(crate) fn serve_at<S: AsRef<OsStr>>(ip: IpAddr, dir: &Path, args: &[S]) -> Command {
+    let mut cmd = Command::new(crate::common::bin());
+    cmd.arg("serve")
+        .arg("--sip")
+        .arg(format!("{ip}:5060"))
+        .arg("--http")
+        .arg(format!("{ip}:8080"))
+        .arg("--recordings")
+        .arg(dir.join("rec"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .args(args);
+    cmd
 }

@@ -27,12 +27,7 @@ fn sweeper_deletes_only_expired_finished_recordings() {
         ),
         ..Default::default()
     });
-    let out = callmux_call(
-        server.ip,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "2"],
-    );
-    assert!(out.status.success());
+    call_ok(&server, &["--tone", "440", "--seconds", "2"]);
     let real = server.wait_recordings(1, Duration::from_secs(10))[0].clone();
     let root = server.recordings_dir();
     let day = Duration::from_secs(86_400);
@@ -100,12 +95,7 @@ fn retention_zero_keeps_everything() {
         },
         ..Default::default()
     });
-    let out = callmux_call(
-        server.ip,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "2"],
-    );
-    assert!(out.status.success());
+    call_ok(&server, &["--tone", "440", "--seconds", "2"]);
     let real = server.wait_recordings(1, Duration::from_secs(10))[0].clone();
     let ancient = SystemTime::now() - Duration::from_secs(86_400 * 4000);
     let kept = clone_recording(

@@ -25,56 +25,30 @@ fn gate_stat(server: &Server, key: &str) -> u64 {
 
 /// A SIPp scenario from tests/data/sipp, placeholders filled.
 pub(crate) fn sipp_scenario(name: &str, vars: &[(&str, String)]) -> Sipp {
-    require_tool("sipp");
-    let dir = tempfile::tempdir().unwrap();
-    let mut text = std::fs::read_to_string(data(&format!("sipp/{name}"))).unwrap();
-    for (k, v) in vars {
-        text = text.replace(&format!("{{{{{k}}}}}"), v);
-    }
-    assert!(!text.contains("{{"), "unfilled placeholder in {name}");
-    let scenario = dir.path().join(name);
-    std::fs::write(&scenario, text).unwrap();
-    Sipp { scenario, dir }
+    Sipp::from_template(&data_scenario(name), vars)
 }
 
 /// A SIPp call with digest credentials streaming a 1000 Hz tone; asserts it succeeded.
 pub(crate) fn sipp_auth_call(server: &Server, from: IpAddr, user: &str, password: &str) {
-    let tone_dir = tempfile::tempdir().unwrap();
-    let tone = ulaw_tone(tone_dir.path(), 1000, 3.0);
-    let sipp = sipp_scenario(
-        "uac_auth_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "3000".into()),
-        ],
-    );
-    let out = sipp.run(
+    Sipp::tone_template(&data_scenario("uac_auth_tone.xml"), 1000, 3.0, 3000, &[]).run_ok_from(
+        server,
         from,
         server.sip,
         &["-m", "1", "-s", "100", "-au", user, "-ap", password],
         Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "SIPp with credentials failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 
 /// Asserts that the newest finished recording holds the 1000 Hz tone in channel 1.
 pub(crate) fn assert_tone_recorded(server: &Server, n: usize) {
     let files = server.wait_recordings(n, Duration::from_secs(10));
-    let newest = files
-        .iter()
-        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-        .unwrap();
+    let newest = newest(&files);
     let a = analyze(newest);
-    let tones = tones_between(&a, 0, 500, 2500);
-    assert!(
-        mostly(&tones, 1000.0, 10),
-        "no 1000 Hz tone in {}: {tones:?}",
-        newest.display()
+    assert_mostly(
+        &tones_between(&a, 0, 500, 2500),
+        1000.0,
+        10,
+        &format!("{}", newest.display()),
     );
 }
 
@@ -113,16 +87,7 @@ fn acl_admits_listed_sources_and_trusted_trunks_only() {
     assert!(server.recordings().is_empty());
     // The listed source and the trunk's address get calls through.
     for (n, from) in [allowed, trunk].into_iter().enumerate() {
-        let out = callmux_call(
-            from,
-            &server.uri("100"),
-            &["--tone", "440", "--seconds", "2"],
-        );
-        assert!(
-            out.status.success(),
-            "call from {from} refused: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        call_from_ok(&server, from, &["--tone", "440", "--seconds", "2"]);
         server.wait_recordings(n + 1, Duration::from_secs(10));
     }
     assert_eq!(gate_stat(&server, "acl_rejected"), 1);
@@ -258,16 +223,7 @@ fn digest_sha256_and_md5_with_a_raw_uac() {
     assert!(r.header("Warning").unwrap().contains("replayed"));
 
     // A trusted trunk calls without credentials.
-    let out = callmux_call(
-        trunk,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "1"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    call_from_ok(&server, trunk, &["--tone", "440", "--seconds", "1"]);
     // A plain caller without credentials is refused (callmux call does not authenticate).
     let out = callmux_call(ip, &server.uri("100"), &["--tone", "440", "--seconds", "1"]);
     assert!(!out.status.success());
@@ -339,12 +295,7 @@ fn call_limit_answers_503_with_retry_after() {
     assert!(caller.join().unwrap().status.success());
     server.wait_recordings(1, Duration::from_secs(10));
     // Room again.
-    let out = callmux_call(
-        server.ip,
-        &server.uri("100"),
-        &["--tone", "440", "--seconds", "1"],
-    );
-    assert!(out.status.success());
+    call_ok(&server, &["--tone", "440", "--seconds", "1"]);
 }
 
 #[test]

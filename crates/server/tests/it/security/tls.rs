@@ -120,19 +120,13 @@ fn a_sipp_call_over_tls_is_recorded() {
         Some(ip),
     );
     let relay = tls_relay(ip, tls_addr, &cert);
-    let tone = ulaw_tone(dir.path(), 1000, 3.0);
-    let sipp = sipp_scenario_tone(&tone);
-    let out = sipp.run(
+    // SIPp speaks TCP to the relay, which speaks TLS to the server.
+    Sipp::tone_caller(1000, 3.0, 3000).run_ok_from(
+        &server,
         ip,
         relay,
         &["-t", "t1", "-m", "1", "-s", "100"],
         Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "SIPp over the TLS relay failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
     super::sip::assert_tone_recorded(&server, 1);
 
@@ -148,17 +142,6 @@ fn a_sipp_call_over_tls_is_recorded() {
         "{:?}",
         String::from_utf8_lossy(&buf)
     );
-}
-
-/// tests/sipp/uac_tone.xml (the plain call scenario), for TCP.
-fn sipp_scenario_tone(tone: &Path) -> Sipp {
-    Sipp::prepare(
-        "uac_tone.xml",
-        &[
-            ("TONE", tone.display().to_string()),
-            ("PAUSE_MS", "3000".into()),
-        ],
-    )
 }
 
 #[test]
@@ -196,20 +179,10 @@ fn tls_configuration_mistakes_exit_with_code_2() {
             "sip.tls_key",
         ),
     ] {
-        let mut cmd = Command::new(bin());
-        cmd.arg("serve")
-            .arg("--sip")
-            .arg(format!("{ip}:5060"))
-            .arg("--http")
-            .arg(format!("{ip}:8080"))
-            .arg("--recordings")
-            .arg(dir.path().join("rec"))
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .args(&args);
-        let out = output_within(cmd, Duration::from_secs(20));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(key), "{args:?} should name {key}: {err}");
+        assert_exits_2_naming(
+            super::serve_at(ip, dir.path(), &args),
+            key,
+            &format!("{args:?}"),
+        );
     }
 }

@@ -19,7 +19,9 @@
 //!
 //! Delay: the up-sampler's output lags its input by [`UP_DELAY`] samples at 16 kHz
 //! (1.94 ms); [`Upsampler2x::tail`] returns the audio still inside the filter when a stream
-//! ends, so N input samples give exactly 2N samples of audio.
+//! ends, so N input samples give exactly 2N samples of audio, and [`Upsampler2x::flush`]
+//! returns that plus the filter's ringing and empties it, for a stream that pauses and may
+//! go on (flush + the emptied filter's output = the unbroken output).
 
 /// Filter length. `(TAPS - 1) / 2` must be odd so the outermost taps are non-zero.
 pub const TAPS: usize = 63;
@@ -29,6 +31,11 @@ const BETA: f64 = 7.0;
 const BRANCH: usize = HALF + 1;
 /// Samples (at 16 kHz) by which [`Upsampler2x`]'s output lags its input.
 pub const UP_DELAY: usize = HALF;
+/// Samples (at 16 kHz) that still depend on a stream's input after its last sample went
+/// in: the [`UP_DELAY`] samples of delayed audio, then the filter's ringing (every other
+/// sample) until the last input leaves the 32-tap branch. [`Upsampler2x::flush`] returns
+/// all of them, so flushed output plus a fresh filter's output sums to the unbroken one.
+pub const UP_RING_OUT: usize = 2 * HALF - 1;
 /// Input samples processed per inner block (a stack buffer of this many plus the history).
 const BLOCK: usize = 160;
 /// Fixed-point precision of the taps (Q14).
@@ -240,6 +247,19 @@ impl Upsampler2x {
         copy.run(&[0; UP_DELAY / 2 + 1], &mut y);
         out.extend_from_slice(&y[..UP_DELAY]);
         UP_DELAY
+    }
+
+    /// Appends the [`UP_RING_OUT`] samples the input so far still contributes, as if the
+    /// input went silent now, and forgets the history. Since the filter is linear, these
+    /// samples plus what the emptied filter makes of later input are the output of one
+    /// unbroken run (each side rounded on its own: within 1 LSB), so a stream that pauses
+    /// can be flushed and placed in full, and still go on seamlessly if it was not over.
+    pub fn flush(&mut self, out: &mut Vec<i16>) -> usize {
+        let mut y = [0i16; 2 * HALF];
+        self.run(&[0; HALF], &mut y);
+        out.extend_from_slice(&y[..UP_RING_OUT]);
+        self.reset();
+        UP_RING_OUT
     }
 
     /// Forgets the history (new stream).
@@ -585,6 +605,43 @@ pub(crate) mod tests {
         let mut w = Vec::new();
         u.process(&x8[..160], &mut w);
         assert_eq!(&z[16_000..], &w[..]);
+    }
+
+    #[test]
+    fn flush_then_a_fresh_filter_equals_the_unbroken_output() {
+        let x8 = sine(1000.0, 8000.0, 12000.0, 1600);
+        let mut unbroken = Vec::new();
+        Upsampler2x::new().process(&x8, &mut unbroken);
+        let (a, b) = x8.split_at(800);
+        let mut u = Upsampler2x::new();
+        let mut split = Vec::new();
+        u.process(a, &mut split);
+        // The flush starts with what `tail` gives, then the ringing.
+        let mut tail = Vec::new();
+        u.tail(&mut tail);
+        assert_eq!(u.flush(&mut split), UP_RING_OUT);
+        assert_eq!(&split[1600..1600 + UP_DELAY], &tail[..]);
+        let ringing = &split[1600 + UP_DELAY..];
+        assert!(
+            ringing.iter().map(|&s| i32::from(s).abs()).max() > Some(500),
+            "the ringing after the delayed audio is not negligible"
+        );
+        // Flushed: the same filter now starts from silence; its output adds to the flush.
+        let mut rest = Vec::new();
+        u.process(b, &mut rest);
+        let mut fresh = Vec::new();
+        Upsampler2x::new().process(b, &mut fresh);
+        assert_eq!(rest, fresh);
+        for (k, (&r, &s)) in rest.iter().zip(&unbroken[1600..]).enumerate() {
+            let sum = i32::from(r) + split.get(1600 + k).map_or(0, |&t| i32::from(t));
+            assert!((sum - i32::from(s)).abs() <= 1, "sample {k}: {sum} vs {s}");
+        }
+        // Nothing is left after the ring-out: more silence gives silence.
+        let mut after = Vec::new();
+        let mut v = Upsampler2x::new();
+        v.process(a, &mut after);
+        v.process(&[0; 100], &mut after);
+        assert!(after[1600 + UP_RING_OUT..].iter().all(|&s| s == 0));
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! 1. `Recording::create(params, now)`, then `add_leg` for each leg (and `remove_leg` when
 //!    one leaves);
 //! 2. for every decoded packet `push_received(leg, ssrc, ts, clock_rate, arrival, pcm)`,
-//!    for every frame callmux sends to a leg `push_played(leg, now, pcm)`;
+//!    for every frame callmux sends to a leg `push_played(leg, now, pcm)`; when a leg's
+//!    audio pauses, what its decoder still holds `push_tail(leg, ssrc, next_ts, clock_rate,
+//!    pcm)` (docs/recording.md, "Decoder tail");
 //! 3. `poll(now)` after a batch of packets and whenever `next_deadline()` passes (at least
 //!    every 100 ms): it writes the final frames and checkpoints the file (header patched,
 //!    buffers flushed) every `checkpoint_interval` (≤ 1 s);

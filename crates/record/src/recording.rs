@@ -440,6 +440,11 @@ impl Recording {
             .push_received(leg, ssrc, rtp_ts, clock_rate, arrival, pcm);
     }
 
+    /// See [`RecordingTimeline::push_tail`].
+    pub fn push_tail(&mut self, leg: LegKey, ssrc: u32, rtp_ts: u32, clock_rate: u32, pcm: &[i16]) {
+        self.timeline.push_tail(leg, ssrc, rtp_ts, clock_rate, pcm);
+    }
+
     /// See [`RecordingTimeline::push_played`].
     pub fn push_played(&mut self, leg: LegKey, now: Instant, pcm: &[i16]) {
         self.timeline.push_played(leg, now, pcm);

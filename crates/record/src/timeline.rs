@@ -104,6 +104,12 @@ pub struct LegStats {
     pub straggler_frames: u64,
     /// Silence filled inside the leg's received audio (loss, DTX, hold, drift gaps).
     pub gap_samples: u64,
+    /// Decoder-tail samples placed after a pause (see [`RecordingTimeline::push_tail`]).
+    pub tail_samples: u64,
+    /// Decoder-tail samples dropped: their positions were already final (the pause was
+    /// noticed too late) or beyond the ring, or the tail followed the newest packet of
+    /// neither the leg's current stream nor the one before.
+    pub dropped_tail_samples: u64,
     /// Played-audio pushes recorded.
     pub played_frames: u64,
     /// Packets or pushes received while the leg was not in the recording.
@@ -404,6 +410,52 @@ impl RecordingTimeline {
         let body = pl.pos + pl.cut as i64;
         let placed = self.ring.place(ch, body, &pcm[pl.cut..]);
         account(l, pl, which, placed, pcm.len());
+    }
+
+    /// The rest of a leg's decoded stream after a pause: what the decoder still held
+    /// (the G.711 up-sampler's delay and ringing, `AudioDecoder::flush` in callmux-media),
+    /// to be placed from RTP timestamp `rtp_ts` on, the one the packet after the last
+    /// would carry, of the stream `ssrc` (the current one, or the one before a re-anchor).
+    /// It is mixed in like any audio, but is not a packet: the duplicate check, the
+    /// expected timestamp and the drift filter do not see it, so a packet that continues
+    /// the stream at `rtp_ts` is placed normally and adds to it (the decoder, flushed,
+    /// starts that packet from silence; the sum is the unbroken audio). Samples whose
+    /// positions are already final are dropped and counted (`dropped_tail_samples`),
+    /// never moved; so is a tail that does not follow the newest packet of its stream.
+    /// Push it while the stream's positions are held open (`stall_hold` after its newest
+    /// audio), before the stream's next packet.
+    pub fn push_tail(&mut self, leg: LegKey, ssrc: u32, rtp_ts: u32, clock_rate: u32, pcm: &[i16]) {
+        let Some(l) = self.legs.iter_mut().find(|l| l.key == leg) else {
+            self.unknown_leg_frames += 1;
+            return;
+        };
+        if !l.active {
+            l.stats.ignored_frames += 1;
+            return;
+        }
+        if pcm.is_empty() {
+            return;
+        }
+        let Some(which) = l.received.tail_segment(ssrc, clock_rate, rtp_ts) else {
+            l.stats.dropped_tail_samples += pcm.len() as u64;
+            return;
+        };
+        if which == Which::Current && l.received.stage_started().is_some() {
+            // A stream shorter than the anchor window paused: nothing more is coming to
+            // improve its anchor, so fix it now.
+            commit(l, &mut self.ring);
+        }
+        let Some(pl) = l.received.tail_placement(which, rtp_ts, pcm.len()) else {
+            l.stats.dropped_tail_samples += pcm.len() as u64;
+            return;
+        };
+        let placed = self.ring.place(
+            usize::from(l.route.received),
+            pl.pos + pl.cut as i64,
+            &pcm[pl.cut..],
+        );
+        l.stats.tail_samples += placed.placed as u64;
+        l.stats.dropped_tail_samples += (pcm.len() - placed.placed) as u64;
     }
 
     /// Audio callmux played to the leg (beep, talk, stream, ringback), pushed as it is sent.

@@ -5,6 +5,7 @@ mod api {
     pub(crate) mod files;
     pub(crate) mod malformed;
     pub(crate) mod netem;
+    pub(crate) mod tail;
     pub(crate) mod timeline;
     pub(crate) mod tools;
 }

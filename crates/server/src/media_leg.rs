@@ -103,6 +103,22 @@ struct Outgoing {
     frame_ticks: u32,
 }
 
+/// How long a leg's audio must have stopped before the decoder's tail is handed to the
+/// recordings: well above jitter (so a stream that goes on is rarely split, and when it is,
+/// the split is seamless), and well inside the timeline's `stall_hold` (250 ms after the
+/// newest audio), which keeps the positions right after the last packet open until then.
+pub(crate) const TAIL_AFTER: Duration = Duration::from_millis(120);
+
+/// Where the decoder's tail goes once the stream pauses: right after the last packet.
+#[derive(Debug, Clone, Copy)]
+struct PendingTail {
+    ssrc: u32,
+    /// The RTP timestamp the packet after the last decoded one would carry.
+    next_ts: u32,
+    /// When the last decoded packet arrived.
+    arrival: Instant,
+}
+
 /// One leg's media state.
 pub(crate) struct MediaLeg {
     pub(crate) socket: UdpSocket,
@@ -119,6 +135,9 @@ pub(crate) struct MediaLeg {
     outgoing: Outgoing,
     pub(crate) last_rx: Option<Instant>,
     last_ssrc: Option<u32>,
+    /// Set while the decoder holds audio of the last packet (G.711: its up-sampler's delay
+    /// and ringing) that no one has been given yet.
+    tail: Option<PendingTail>,
     pub(crate) stats: LegStats,
     /// Prometheus counters, flushed once a second (never a registry lookup per packet).
     meter: crate::metrics::RtpMeter,
@@ -166,6 +185,7 @@ impl MediaLeg {
             },
             last_rx: None,
             last_ssrc: None,
+            tail: None,
             stats: LegStats::default(),
             meter: crate::metrics::RtpMeter::new(negotiated.audio.codec.encoding_name()),
             negotiated,
@@ -389,6 +409,14 @@ impl MediaLeg {
                         self.stats.decode_errors += 1;
                         continue;
                     }
+                    if self.decoder.delay() > 0 {
+                        let n = u32::try_from(self.pcm.len()).unwrap_or(u32::MAX);
+                        self.tail = Some(PendingTail {
+                            ssrc,
+                            next_ts: timestamp.wrapping_add(self.decoder.samples_16k_to_rtp_ts(n)),
+                            arrival,
+                        });
+                    }
                     sink(ssrc, timestamp, clock, arrival, &self.pcm);
                 }
                 Released::Lost {
@@ -411,13 +439,151 @@ impl MediaLeg {
         }
     }
 
-    /// When the reorder buffer must be polled even without new packets.
+    /// Once the stream has paused ([`TAIL_AFTER`] since the last decoded packet arrived,
+    /// nothing held for reordering), hands the decoder's tail to `sink` as (ssrc, RTP
+    /// timestamp, clock rate, samples) and empties the decoder; the timestamp is the one
+    /// the next packet would carry, so the samples go right after the last packet (see
+    /// `Recording::push_tail`). For recordings only: live audio (bridges, conferences)
+    /// does not miss these 4 ms. If the stream goes on, its next packet starts from
+    /// silence and adds up with the tail to the unbroken audio. Call it wherever `drain`
+    /// runs on a deadline, so [`next_deadline`](Self::next_deadline) moves on.
+    pub(crate) fn flush_paused(&mut self, now: Instant, sink: impl FnMut(u32, u32, u32, &[i16])) {
+        if self.tail_due().is_some_and(|due| now >= due) {
+            self.flush_tail(sink);
+        }
+    }
+
+    /// Hands the decoder's tail to `sink` now, pause or not: a recording stops (the others
+    /// get it seamlessly, as after a pause), or the leg ends and its decoder goes.
+    pub(crate) fn flush_tail(&mut self, mut sink: impl FnMut(u32, u32, u32, &[i16])) {
+        let Some(t) = self.tail.take() else {
+            return;
+        };
+        self.pcm.clear();
+        if self.decoder.flush(&mut self.pcm) > 0 {
+            sink(
+                t.ssrc,
+                t.next_ts,
+                self.negotiated.audio.clock_rate,
+                &self.pcm,
+            );
+        }
+    }
+
+    /// When the pending tail is due, unless packets wait in the reorder buffer (their own
+    /// deadline comes first, and releasing them moves the tail on).
+    fn tail_due(&self) -> Option<Instant> {
+        let t = self.tail.as_ref()?;
+        (self.reorder.held() == 0).then_some(t.arrival + TAIL_AFTER)
+    }
+
+    /// When the reorder buffer must be polled even without new packets, or the decoder's
+    /// tail is due.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.reorder.next_deadline()
+        [self.reorder.next_deadline(), self.tail_due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Encodes 20 ms of 16 kHz audio and sends it to the latched/SDP address.
     pub(crate) async fn send_frame(&mut self, pcm16k: &[i16]) -> anyhow::Result<()> {
         self.send_pcm_frame(pcm16k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callmux_media::{write_rtp_packet, PayloadFormat};
+
+    /// A PCMU leg on a loopback port, and the µ-law payload of packet `k` of a 700 Hz tone.
+    fn leg() -> MediaLeg {
+        let pool = Arc::new(Mutex::new(PortPool::new(31_000, 31_999)));
+        let (socket, lease) = bind_rtp(&pool, IpAddr::from([127, 0, 0, 1])).unwrap();
+        let negotiated = Negotiated {
+            remote: SocketAddr::from(([127, 0, 0, 1], 9)),
+            audio: PayloadFormat::pcmu(),
+            telephone_event: None,
+            direction: Direction::SendRecv,
+            ptime_ms: 20,
+        };
+        MediaLeg::new(socket, lease, negotiated, Duration::from_millis(60), 1).unwrap()
+    }
+
+    fn payload(k: u32) -> Vec<u8> {
+        (0..160u32)
+            .map(|i| {
+                let n = f64::from(k * 160 + i);
+                let x = 12_000.0 * (2.0 * std::f64::consts::PI * 700.0 * n / 8000.0).sin();
+                callmux_media::codec::g711::linear_to_ulaw(x as i16)
+            })
+            .collect()
+    }
+
+    fn rtp(seq: u16, k: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_rtp_packet(0, false, seq, 1000 + 160 * k, 77, &payload(k), &mut out);
+        out
+    }
+
+    /// Feeds packet `k` (sequence `seq`) at `at` and drains; returns what was released.
+    fn feed(m: &mut MediaLeg, seq: u16, k: u32, at: Instant) -> Vec<(u32, Vec<i16>)> {
+        let src = SocketAddr::from(([127, 0, 0, 1], 40_000));
+        assert!(matches!(
+            m.on_datagram(&rtp(seq, k), src, at),
+            Received::Audio
+        ));
+        let mut got = Vec::new();
+        m.drain(at, |_, ts, _, _, pcm| got.push((ts, pcm.to_vec())));
+        got
+    }
+
+    #[tokio::test]
+    async fn the_tail_is_due_once_the_stream_pauses_and_the_next_packet_starts_afresh() {
+        let mut m = leg();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        for k in 0..5u32 {
+            assert_eq!(feed(&mut m, k as u16, k, ms(20 * u64::from(k))).len(), 1);
+        }
+        // The last packet arrived at 80 ms: the tail is due 120 ms later, not before.
+        assert_eq!(m.next_deadline(), Some(ms(200)));
+        let mut tails = Vec::new();
+        m.flush_paused(ms(199), |ssrc, ts, clock, pcm| {
+            tails.push((ssrc, ts, clock, pcm.len()));
+        });
+        assert!(tails.is_empty());
+        m.flush_paused(ms(200), |ssrc, ts, clock, pcm| {
+            tails.push((ssrc, ts, clock, pcm.len()));
+        });
+        // Right after the last packet (timestamp 1000 + 5 × 160), all of the ring-out.
+        let ring_out = callmux_media::resample::UP_RING_OUT;
+        assert_eq!(tails, [(77, 1000 + 5 * 160, 8000, ring_out)]);
+        assert_eq!(m.next_deadline(), None, "nothing left to wake up for");
+        m.flush_paused(ms(400), |_, _, _, _| panic!("flushed twice"));
+
+        // The stream goes on: its next packet is decoded from silence.
+        let got = feed(&mut m, 5, 5, ms(250));
+        let mut fresh = Vec::new();
+        AudioDecoder::new(&PayloadFormat::pcmu())
+            .unwrap()
+            .decode(&payload(5), &mut fresh)
+            .unwrap();
+        assert_eq!(got, [(1000 + 5 * 160, fresh)]);
+        assert_eq!(m.next_deadline(), Some(ms(370)));
+
+        // A packet waiting for a missing one holds the tail back: the reorder buffer's
+        // deadline comes first, and the tail then follows the newest packet.
+        assert!(feed(&mut m, 7, 7, ms(290)).is_empty());
+        assert_eq!(m.next_deadline(), Some(ms(350)));
+        let mut released = Vec::new();
+        m.drain(ms(350), |_, ts, _, _, _| released.push(ts));
+        assert_eq!(released, [1000 + 7 * 160]);
+        assert_eq!(m.next_deadline(), Some(ms(410)));
+        // A leg that ends hands its tail over at once.
+        let mut ended = Vec::new();
+        m.flush_tail(|_, ts, _, pcm| ended.push((ts, pcm.len())));
+        assert_eq!(ended, [(1000 + 8 * 160, ring_out)]);
     }
 }

@@ -150,6 +150,20 @@ impl AudioDecoder {
         }
     }
 
+    /// Appends everything the stream decoded so far still contributes (the G.711
+    /// up-sampler's [`UP_RING_OUT`](crate::resample::UP_RING_OUT) samples: the
+    /// [`tail`](Self::tail), then the filter's ringing) and empties the filter; returns
+    /// how many. Call it when the stream pauses:
+    /// the samples belong right after the last decoded packet, and if the stream goes on
+    /// there, the next packet's output (which now starts from silence) adds up with them
+    /// to what an unbroken decode would give (within 1 LSB). Opus: 0, state unchanged.
+    pub fn flush(&mut self, out: &mut Vec<i16>) -> usize {
+        match &mut self.kind {
+            DecoderKind::G711 { up, .. } => up.flush(out),
+            DecoderKind::Opus(_) => 0,
+        }
+    }
+
     /// Fills a gap of `samples_16k` samples (a lost packet, or a timestamp jump): Opus
     /// packet-loss concealment, silence for G.711 (run through the interpolator so the
     /// transition is smooth). Appends exactly `samples_16k` samples and returns that count.

@@ -310,3 +310,46 @@ fn g711_stream_of_n_packets_is_n_times_20_ms_of_audio_with_its_tail() {
     assert_eq!(opus.delay(), 0);
     assert_eq!(opus.tail(&mut Vec::new()), 0);
 }
+
+#[test]
+fn a_flushed_g711_decoder_goes_on_as_if_unbroken() {
+    // A stream decoded in one run, and the same stream flushed after packet 10: the flush
+    // placed right after packet 10 plus the packets that follow equals the unbroken decode.
+    let x8 = sine(700.0, 8000.0, 14000.0, 160 * 20);
+    let packets: Vec<Vec<u8>> = x8
+        .chunks(160)
+        .map(|c| c.iter().map(|&s| g711::linear_to_ulaw(s)).collect())
+        .collect();
+    let mut unbroken = Vec::new();
+    let mut dec = AudioDecoder::new(&PayloadFormat::pcmu()).unwrap();
+    for p in &packets {
+        dec.decode(p, &mut unbroken).unwrap();
+    }
+    let mut dec = AudioDecoder::new(&PayloadFormat::pcmu()).unwrap();
+    let mut split = vec![0i32; unbroken.len() + 100];
+    let mut pcm = Vec::new();
+    for p in &packets[..10] {
+        dec.decode(p, &mut pcm).unwrap();
+    }
+    assert_eq!(dec.flush(&mut pcm), crate::resample::UP_RING_OUT);
+    let mut rest = Vec::new();
+    for p in &packets[10..] {
+        dec.decode(p, &mut rest).unwrap();
+    }
+    for (k, &s) in pcm.iter().enumerate() {
+        split[k] += i32::from(s);
+    }
+    for (k, &s) in rest.iter().enumerate() {
+        split[3200 + k] += i32::from(s);
+    }
+    for (k, &want) in unbroken.iter().enumerate() {
+        assert!(
+            (split[k] - i32::from(want)).abs() <= 1,
+            "sample {k}: {} vs {want}",
+            split[k]
+        );
+    }
+    // Opus keeps its state and has nothing to flush.
+    let mut opus = AudioDecoder::new(&PayloadFormat::opus(111)).unwrap();
+    assert_eq!(opus.flush(&mut Vec::new()), 0);
+}

@@ -389,6 +389,38 @@ impl ReceivedSource {
         Ok(Located::Place(pl, Which::Current))
     }
 
+    /// Which segment a decoder tail belongs to: the one of `ssrc` and `rate` whose newest
+    /// packet the tail follows, i.e. whose newest timestamp lies less than 125 ms (the
+    /// longest packet) before `ts` — the current segment, or the one before a re-anchor.
+    /// None for a tail that follows neither (it would land somewhere it does not belong).
+    pub(crate) fn tail_segment(&self, ssrc: u32, rate: u32, ts: u32) -> Option<Which> {
+        let follows = |s: &Segment| {
+            let d = s.ext(ts) - s.ref_ext;
+            s.ssrc == ssrc && s.rate == i64::from(rate) && d > 0 && d <= s.rate / 8
+        };
+        if self.cur.as_ref().is_some_and(follows) {
+            Some(Which::Current)
+        } else if self.prev.as_ref().is_some_and(follows) {
+            Some(Which::Previous)
+        } else {
+            None
+        }
+    }
+
+    /// Where a decoder tail of `len` samples starting at timestamp `ts` of segment `which`
+    /// goes: mapped like a packet, but without any of a packet's effects (duplicate check,
+    /// newest timestamp, drift filter, late streak), so the packet that continues the
+    /// stream at `ts` is placed as usual on top of it. None while that segment is still
+    /// choosing its anchor (commit it first).
+    pub(crate) fn tail_placement(&self, which: Which, ts: u32, len: usize) -> Option<Placement> {
+        let seg = match which {
+            Which::Current => self.cur.as_ref(),
+            Which::Previous => self.prev.as_ref(),
+        };
+        seg.filter(|s| !s.staging)
+            .map(|s| s.placement(s.ext(ts), len))
+    }
+
     /// Whether packet `a` would end a staging segment (re-anchor), so what was staged must
     /// be committed first.
     pub(crate) fn breaks_staging(&self, p: &SourceParams, a: &Arrival) -> bool {

@@ -373,6 +373,12 @@ impl InboundCall {
                 r.rec.push_received(key, ssrc, ts, clock, arrival, pcm);
             }
         });
+        // Its decoder's last 4 ms once it pauses: for the recordings only.
+        m.flush_paused(now, |ssrc, ts, clock, pcm| {
+            for r in recordings.values_mut() {
+                r.rec.push_tail(key, ssrc, ts, clock, pcm);
+            }
+        });
     }
 
     /// When the connect needs waking.
@@ -452,6 +458,11 @@ impl InboundCall {
                             }
                         },
                     );
+                    m.flush_tail(|ssrc, ts, clock, pcm| {
+                        for r in recordings.values_mut() {
+                            r.rec.push_tail(key, ssrc, ts, clock, pcm);
+                        }
+                    });
                 }
                 for r in self.recordings.values_mut() {
                     let _ = blocking(|| r.rec.remove_leg(c.key, now));

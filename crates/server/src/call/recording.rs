@@ -102,6 +102,12 @@ impl InboundCall {
                 }
             }
         });
+        // The decoder's last 4 ms once the caller pauses: for the recordings only.
+        self.leg.flush_paused(now, |ssrc, ts, clock, pcm| {
+            for r in recordings.values_mut() {
+                r.rec.push_tail(CALLER, ssrc, ts, clock, pcm);
+            }
+        });
         for (id, r) in recordings.iter_mut() {
             if r.silence.as_mut().is_some_and(|w| w.check_idle(now)) {
                 silent.push(*id);
@@ -237,6 +243,26 @@ impl InboundCall {
                 }
             },
         );
+        // And what its decoder still holds, so the stopping recording is not 2 ms short
+        // when the caller spoke up to the end (the others get it seamlessly: the caller's
+        // next packet starts from silence and adds to it).
+        self.leg.flush_tail(|ssrc, ts, clock, pcm| {
+            for r in recordings.values_mut() {
+                r.rec.push_tail(CALLER, ssrc, ts, clock, pcm);
+            }
+        });
+        // The bridged leg's too: when the call ends, the recording stops before that leg
+        // has hung up, so its own end comes too late to reach the recording.
+        if let Some(c) = self.connect.as_mut() {
+            let key = c.key;
+            if let Some(m) = c.media.as_mut() {
+                m.flush_tail(|ssrc, ts, clock, pcm| {
+                    for r in recordings.values_mut() {
+                        r.rec.push_tail(key, ssrc, ts, clock, pcm);
+                    }
+                });
+            }
+        }
         let Some(r) = self.recordings.remove(&id.0) else {
             return;
         };
@@ -286,6 +312,8 @@ fn log_timeline_stats(recording_uuid: &str, stats: &callmux_record::TimelineStat
             channel = l.channel + 1,
             placed = l.frames_placed,
             late_samples = l.late_samples,
+            tail_samples = l.tail_samples,
+            dropped_tail_samples = l.dropped_tail_samples,
             cut_samples = l.cut_samples,
             gap_samples = l.gap_samples,
             overflow_samples = l.overflow_samples,

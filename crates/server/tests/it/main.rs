@@ -21,6 +21,7 @@ mod metrics;
 mod nat;
 mod ops;
 mod record_options;
+mod recording_tail;
 mod redis_dispatch;
 mod registrar;
 mod reload;

@@ -336,11 +336,7 @@ fn bad_api_configuration_exits_with_code_2_naming_the_key() {
         ),
         (vec!["--public-url", "ftp://x"], "http.public_url"),
     ] {
-        assert_exits_2_naming(
-            serve_at(ip, dir.path(), &args),
-            key,
-            &format!("{args:?}"),
-        );
+        assert_exits_2_naming(serve_at(ip, dir.path(), &args), key, &format!("{args:?}"));
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use callmux_sip::{Endpoint, EndpointError, Event, Method, Peer, Request, TransportKind, Uri};
+use callmux_sip::{
+    ClientTxKey, Endpoint, EndpointError, Event, Method, Peer, Request, TransportKind, Uri,
+};
 
 use crate::harness::{addr, parse_request, parse_response, Harness};
 
@@ -39,18 +41,38 @@ fn answer(h: &Harness, status: u16) -> Vec<u8> {
         .to_bytes()
 }
 
+/// The peer's answer with `status` to the request we sent first, received over UDP.
+fn receive(h: &mut Harness, status: u16) {
+    let bytes = answer(h, status);
+    h.input(target(TransportKind::Udp), &bytes);
+}
+
+/// A harness whose endpoint has sent one `method` request over `transport`.
+fn started(method: Method, transport: TransportKind) -> (Harness, ClientTxKey) {
+    let mut h = Harness::new();
+    let request = outgoing(&mut h.ep, method.clone());
+    let key =
+        h.ep.send_request(h.now, request, target(transport))
+            .unwrap_or_else(|e| panic!("sending {method} over {transport:?}: {e:?}"));
+    h.drain();
+    (h, key)
+}
+
+/// The only event left is the timeout of `key`.
+fn assert_timed_out(h: &mut Harness, key: &ClientTxKey) {
+    match &h.take_events()[..] {
+        [Event::ClientTimeout { key: k }] => assert_eq!(k, key),
+        other => panic!("expected one ClientTimeout for {key:?}, got {other:?}"),
+    }
+}
+
 fn times(h: &Harness) -> Vec<u128> {
     h.sent.iter().map(|(d, _)| d.as_millis()).collect()
 }
 
 #[test]
 fn invite_over_udp_uses_timer_a_then_times_out_on_timer_b() {
-    let mut h = Harness::new();
-    let invite = outgoing(&mut h.ep, Method::Invite);
-    let key =
-        h.ep.send_request(h.now, invite, target(TransportKind::Udp))
-            .unwrap();
-    h.drain();
+    let (mut h, key) = started(Method::Invite, TransportKind::Udp);
     let sent = parse_request(&h.sent[0].1.bytes);
     let via = sent.top_via().unwrap();
     assert!(via.branch.as_deref().unwrap().starts_with("z9hG4bK"));
@@ -61,38 +83,25 @@ fn invite_over_udp_uses_timer_a_then_times_out_on_timer_b() {
     assert_eq!(key.method(), &Method::Invite);
     h.advance(Duration::from_secs(40));
     assert_eq!(times(&h)[1..], [500, 1500, 3500, 7500, 15500, 31500]);
-    match &h.take_events()[..] {
-        [Event::ClientTimeout { key: k }] => assert_eq!(k, &key),
-        other => panic!("{other:?}"),
-    }
+    assert_timed_out(&mut h, &key);
     assert_eq!(h.ep.client_transactions(), 0);
 }
 
 #[test]
 fn invite_over_tcp_is_never_retransmitted() {
-    let mut h = Harness::new();
-    let invite = outgoing(&mut h.ep, Method::Invite);
-    let key =
-        h.ep.send_request(h.now, invite, target(TransportKind::Tcp))
-            .unwrap();
-    h.drain();
+    let (mut h, key) = started(Method::Invite, TransportKind::Tcp);
     h.advance(Duration::from_secs(40));
     assert_eq!(times(&h), [0]);
     let sent = parse_request(&h.sent[0].1.bytes);
     assert_eq!(sent.top_via().unwrap().transport, "TCP");
-    assert!(matches!(&h.take_events()[..], [Event::ClientTimeout { key: k }] if *k == key));
+    assert_timed_out(&mut h, &key);
 }
 
 #[test]
 fn non_2xx_is_acked_by_the_transaction_and_absorbed_after() {
-    let mut h = Harness::new();
-    let invite = outgoing(&mut h.ep, Method::Invite);
-    let key =
-        h.ep.send_request(h.now, invite, target(TransportKind::Udp))
-            .unwrap();
-    h.drain();
-    h.input(target(TransportKind::Udp), &answer(&h, 100));
-    h.input(target(TransportKind::Udp), &answer(&h, 486));
+    let (mut h, key) = started(Method::Invite, TransportKind::Udp);
+    receive(&mut h, 100);
+    receive(&mut h, 486);
     let events = h.take_events();
     let statuses: Vec<u16> = events
         .iter()
@@ -116,7 +125,7 @@ fn non_2xx_is_acked_by_the_transaction_and_absorbed_after() {
     );
     assert_eq!(ack.to().unwrap().tag(), Some("bob-tag"));
     assert_eq!(h.sent[1].1.peer, target(TransportKind::Udp));
-    h.input(target(TransportKind::Udp), &answer(&h, 486));
+    receive(&mut h, 486);
     assert!(h.take_events().is_empty(), "retransmitted 486 absorbed");
     assert_eq!(h.sent.len(), 3, "and ACKed again");
     h.advance(Duration::from_secs(40));
@@ -126,13 +135,9 @@ fn non_2xx_is_acked_by_the_transaction_and_absorbed_after() {
 
 #[test]
 fn every_2xx_is_passed_up_and_nothing_is_acked_by_the_endpoint() {
-    let mut h = Harness::new();
-    let invite = outgoing(&mut h.ep, Method::Invite);
-    h.ep.send_request(h.now, invite, target(TransportKind::Udp))
-        .unwrap();
-    h.drain();
-    h.input(target(TransportKind::Udp), &answer(&h, 200));
-    h.input(target(TransportKind::Udp), &answer(&h, 200));
+    let (mut h, _key) = started(Method::Invite, TransportKind::Udp);
+    receive(&mut h, 200);
+    receive(&mut h, 200);
     assert_eq!(h.take_events().len(), 2);
     assert_eq!(h.sent.len(), 1);
     // the UAC core ACKs with send_stateless: new branch
@@ -152,29 +157,20 @@ fn every_2xx_is_passed_up_and_nothing_is_acked_by_the_endpoint() {
 
 #[test]
 fn non_invite_timer_e_doubles_from_t1_to_t2() {
-    let mut h = Harness::new();
-    let options = outgoing(&mut h.ep, Method::Options);
-    let key =
-        h.ep.send_request(h.now, options, target(TransportKind::Udp))
-            .unwrap();
-    h.drain();
+    let (mut h, key) = started(Method::Options, TransportKind::Udp);
     h.advance(Duration::from_secs(40));
     let t = times(&h);
     assert_eq!(t[..6], [0, 500, 1500, 3500, 7500, 11500]);
     assert!(t.windows(2).skip(4).all(|w| w[1] - w[0] == 4000), "{t:?}");
-    assert!(matches!(&h.take_events()[..], [Event::ClientTimeout { key: k }] if *k == key));
+    assert_timed_out(&mut h, &key);
 }
 
 #[test]
 fn non_invite_final_stops_timer_e() {
-    let mut h = Harness::new();
-    let bye = outgoing(&mut h.ep, Method::Bye);
-    h.ep.send_request(h.now, bye, target(TransportKind::Udp))
-        .unwrap();
-    h.drain();
+    let (mut h, _key) = started(Method::Bye, TransportKind::Udp);
     h.advance(Duration::from_millis(600));
-    h.input(target(TransportKind::Udp), &answer(&h, 200));
-    h.input(target(TransportKind::Udp), &answer(&h, 200));
+    receive(&mut h, 200);
+    receive(&mut h, 200);
     assert_eq!(h.take_events().len(), 1);
     h.advance(Duration::from_secs(40));
     assert_eq!(times(&h), [0, 500]);
@@ -183,16 +179,11 @@ fn non_invite_final_stops_timer_e() {
 
 #[test]
 fn cancel_waits_for_a_provisional_response() {
-    let mut h = Harness::new();
-    let invite = outgoing(&mut h.ep, Method::Invite);
-    let key =
-        h.ep.send_request(h.now, invite, target(TransportKind::Udp))
-            .unwrap();
-    h.drain();
+    let (mut h, key) = started(Method::Invite, TransportKind::Udp);
     h.ep.cancel(h.now, &key).unwrap();
     h.advance(Duration::from_millis(100));
     assert_eq!(h.sent.len(), 1, "CANCEL deferred");
-    h.input(target(TransportKind::Udp), &answer(&h, 180));
+    receive(&mut h, 180);
     let invite = parse_request(&h.sent[0].1.bytes);
     let cancel = parse_request(&h.sent[1].1.bytes);
     assert_eq!(cancel.method, Method::Cancel);
@@ -210,7 +201,7 @@ fn cancel_waits_for_a_provisional_response() {
         .with_to_tag("bob-tag")
         .to_bytes();
     h.input(target(TransportKind::Udp), &ok);
-    h.input(target(TransportKind::Udp), &answer(&h, 487));
+    receive(&mut h, 487);
     let statuses: Vec<u16> = h
         .take_events()
         .into_iter()
@@ -226,13 +217,8 @@ fn cancel_waits_for_a_provisional_response() {
 
 #[test]
 fn cancelled_invite_without_answer_times_out_64_t1_after_the_cancel() {
-    let mut h = Harness::new();
-    let invite = outgoing(&mut h.ep, Method::Invite);
-    let key =
-        h.ep.send_request(h.now, invite, target(TransportKind::Udp))
-            .unwrap();
-    h.drain();
-    h.input(target(TransportKind::Udp), &answer(&h, 180));
+    let (mut h, key) = started(Method::Invite, TransportKind::Udp);
+    receive(&mut h, 180);
     h.advance(Duration::from_secs(10));
     h.ep.cancel(h.now, &key).unwrap();
     h.ep.cancel(h.now, &key).unwrap();
@@ -240,7 +226,7 @@ fn cancelled_invite_without_answer_times_out_64_t1_after_the_cancel() {
     h.advance(Duration::from_secs(31));
     assert!(h.events.is_empty());
     h.advance(Duration::from_secs(1));
-    assert!(matches!(&h.take_events()[..], [Event::ClientTimeout { key: k }] if *k == key));
+    assert_timed_out(&mut h, &key);
 }
 
 #[test]

@@ -183,6 +183,15 @@ impl Harness {
     }
 }
 
+/// A fresh harness that has received INVITE (branch `z9hG4bKinv1`, CSeq 1) from `peer`
+/// and raised it as the single IncomingRequest: (harness, its key, the INVITE).
+pub(crate) fn invited(peer: Peer) -> (Harness, callmux_sip::ServerTxKey, Request) {
+    let mut h = Harness::new();
+    h.input(peer, &req("INVITE", "z9hG4bKinv1", 1, None, ""));
+    let (key, invite) = h.expect_request();
+    (h, key, invite)
+}
+
 /// Decides whether a message in flight is lost (`true` = it travels from a to b).
 pub(crate) type DropFilter = Box<dyn FnMut(bool, &Transmit) -> bool>;
 

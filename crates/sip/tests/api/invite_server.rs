@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use callmux_sip::{Event, TransportKind};
 
-use crate::harness::{addr, parse_response, req, tcp_peer, udp_peer, Harness};
+use crate::harness::{addr, invited, parse_response, req, tcp_peer, udp_peer, Harness};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -21,9 +21,7 @@ fn times_of(h: &Harness, status: u16) -> Vec<u128> {
 
 #[test]
 fn trying_is_sent_after_200ms_to_the_rport_address() {
-    let mut h = Harness::new();
-    h.input(udp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (_, invite) = h.expect_request();
+    let (mut h, _, invite) = invited(udp_peer());
     let top = invite.top_via().unwrap();
     assert_eq!(top.received.as_deref(), Some("198.51.100.7"));
     assert_eq!(top.rport, Some(Some(40000)));
@@ -43,9 +41,7 @@ fn trying_is_sent_after_200ms_to_the_rport_address() {
 
 #[test]
 fn no_trying_when_the_application_answers_quickly() {
-    let mut h = Harness::new();
-    h.input(udp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(udp_peer());
     h.advance(ms(50));
     h.respond(&key, invite.make_response(180, "Ringing"))
         .unwrap();
@@ -72,9 +68,7 @@ fn zero_trying_delay_sends_trying_at_once() {
 
 #[test]
 fn non_2xx_is_retransmitted_on_timer_g_until_timer_h() {
-    let mut h = Harness::new();
-    h.input(udp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(udp_peer());
     h.respond(&key, invite.make_response(486, "Busy Here"))
         .unwrap();
     h.advance(Duration::from_secs(40));
@@ -89,9 +83,7 @@ fn non_2xx_is_retransmitted_on_timer_g_until_timer_h() {
 
 #[test]
 fn ack_for_non_2xx_stops_timer_g_and_is_absorbed() {
-    let mut h = Harness::new();
-    h.input(udp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(udp_peer());
     h.respond(&key, invite.make_response(404, "Not Found"))
         .unwrap();
     let tag = parse_response(&h.sent[0].1.bytes)
@@ -113,9 +105,7 @@ fn ack_for_non_2xx_stops_timer_g_and_is_absorbed() {
 
 #[test]
 fn ok_is_retransmitted_until_the_ack_arrives() {
-    let mut h = Harness::new();
-    h.input(udp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(udp_peer());
     let ok = invite.make_response(200, "OK").with_to_tag("uas-tag");
     h.respond(&key, ok).unwrap();
     h.advance(ms(2000));
@@ -144,9 +134,7 @@ fn ok_is_retransmitted_until_the_ack_arrives() {
 
 #[test]
 fn unacknowledged_ok_gives_ack_timeout_after_32s() {
-    let mut h = Harness::new();
-    h.input(udp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(udp_peer());
     h.respond(&key, invite.make_response(200, "OK")).unwrap();
     h.advance(Duration::from_secs(31));
     assert!(h.events.is_empty());
@@ -190,17 +178,13 @@ fn duplicate_invite_is_absorbed_and_answered_with_the_last_response() {
 
 #[test]
 fn over_tcp_non_2xx_is_not_retransmitted_but_2xx_is() {
-    let mut h = Harness::new();
-    h.input(tcp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(tcp_peer());
     h.respond(&key, invite.make_response(486, "Busy")).unwrap();
     h.advance(Duration::from_secs(40));
     assert_eq!(times_of(&h, 486), [0]);
     assert_eq!(h.sent[0].1.peer, tcp_peer(), "reply on the same connection");
 
-    let mut h = Harness::new();
-    h.input(tcp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(tcp_peer());
     h.respond(&key, invite.make_response(200, "OK")).unwrap();
     h.advance(Duration::from_secs(2));
     // RFC 3261 §13.3.1.4: the 2xx is retransmitted even on reliable transports.
@@ -209,9 +193,7 @@ fn over_tcp_non_2xx_is_not_retransmitted_but_2xx_is() {
 
 #[test]
 fn respond_errors_are_reported_not_sent() {
-    let mut h = Harness::new();
-    h.input(udp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(udp_peer());
     h.respond(&key, invite.make_response(200, "OK")).unwrap();
     let again = h.respond(&key, invite.make_response(486, "Busy"));
     assert!(

@@ -7,18 +7,23 @@ use callmux_sip::{
 };
 
 use crate::harness::{
-    addr, parse_response, req, req_with_cseq_method, tcp_peer, udp_peer, Harness,
+    addr, invited, parse_response, req, req_with_cseq_method, tcp_peer, udp_peer, Harness,
 };
 
 fn last_response(h: &Harness) -> Response {
     parse_response(&h.sent.last().expect("something was sent").1.bytes)
 }
 
+/// `req(method, branch, 1, None, "")` with the text `from` replaced by `to`.
+fn edited_req(method: &str, branch: &str, from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(req(method, branch, 1, None, "")).expect("req is UTF-8");
+    assert!(text.contains(from), "{from:?} is not in {text:?}");
+    text.replace(from, to).into_bytes()
+}
+
 #[test]
 fn cancel_before_final_gives_200_487_and_an_event() {
-    let mut h = Harness::new();
-    h.input(udp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(udp_peer());
     h.respond(&key, invite.make_response(180, "Ringing"))
         .unwrap();
     h.take_sent();
@@ -61,9 +66,7 @@ fn cancel_before_final_gives_200_487_and_an_event() {
 
 #[test]
 fn cancel_after_200_only_answers_the_cancel() {
-    let mut h = Harness::new();
-    h.input(udp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(udp_peer());
     h.respond(&key, invite.make_response(200, "OK")).unwrap();
     h.take_sent();
     h.input(udp_peer(), &req("CANCEL", "z9hG4bKinv1", 1, None, ""));
@@ -82,9 +85,7 @@ fn unmatched_cancel_gets_481() {
 
 #[test]
 fn bye_in_and_out_of_dialog() {
-    let mut h = Harness::new();
-    h.input(udp_peer(), &req("INVITE", "z9hG4bKinv1", 1, None, ""));
-    let (key, invite) = h.expect_request();
+    let (mut h, key, invite) = invited(udp_peer());
     let contact = Uri::parse("sip:callmux@192.0.2.1:5060").unwrap();
     let mut dialog = Dialog::uas(&invite, "uas1", &contact).unwrap();
     let mut ok = invite.make_response(200, "OK").with_to_tag("uas1");
@@ -184,17 +185,22 @@ fn unknown_method_gets_501_and_known_unsupported_405() {
 #[test]
 fn max_forwards_zero_gets_483() {
     let mut h = Harness::new();
-    let bytes = String::from_utf8(req("INVITE", "z9hG4bKmf0", 1, None, ""))
-        .unwrap()
-        .replace("Max-Forwards: 70", "Max-Forwards: 0");
-    h.input(udp_peer(), bytes.as_bytes());
+    h.input(
+        udp_peer(),
+        &edited_req(
+            "INVITE",
+            "z9hG4bKmf0",
+            "Max-Forwards: 70",
+            "Max-Forwards: 0",
+        ),
+    );
     assert_eq!(h.sent_statuses(), [483]);
     assert!(h.take_events().is_empty());
     // missing Max-Forwards is fine (treated as 70)
-    let bytes = String::from_utf8(req("INVITE", "z9hG4bKmf1", 1, None, ""))
-        .unwrap()
-        .replace("Max-Forwards: 70\r\n", "");
-    h.input(udp_peer(), bytes.as_bytes());
+    h.input(
+        udp_peer(),
+        &edited_req("INVITE", "z9hG4bKmf1", "Max-Forwards: 70\r\n", ""),
+    );
     assert_eq!(h.take_events().len(), 1);
 }
 
@@ -221,23 +227,22 @@ fn unsupported_require_gets_420_and_unsupported_scheme_416() {
     assert_eq!(h.take_events().len(), 1);
 
     let mut h = Harness::new();
-    let bytes = String::from_utf8(req("INVITE", "z9hG4bKuri1", 1, None, ""))
-        .unwrap()
-        .replace(
+    h.input(
+        udp_peer(),
+        &edited_req(
+            "INVITE",
+            "z9hG4bKuri1",
             "INVITE sip:callmux@192.0.2.1",
             "INVITE mailto:callmux@example.com",
-        );
-    h.input(udp_peer(), bytes.as_bytes());
+        ),
+    );
     assert_eq!(h.sent_statuses(), [416]);
 }
 
 #[test]
 fn responses_follow_received_and_via_port_without_rport() {
     let mut h = Harness::new();
-    let bytes = String::from_utf8(req("OPTIONS", "z9hG4bKo", 1, None, ""))
-        .unwrap()
-        .replace(";rport", "");
-    h.input(udp_peer(), bytes.as_bytes());
+    h.input(udp_peer(), &edited_req("OPTIONS", "z9hG4bKo", ";rport", ""));
     let (_, t) = &h.sent[0];
     assert_eq!(
         t.peer.remote,
@@ -249,13 +254,15 @@ fn responses_follow_received_and_via_port_without_rport() {
     assert_eq!(via.received, None, "sent-by IP equals the source IP");
     assert_eq!(via.rport, None);
 
-    let bytes = String::from_utf8(req("OPTIONS", "z9hG4bKo2", 1, None, ""))
-        .unwrap()
-        .replace(
+    h.input(
+        udp_peer(),
+        &edited_req(
+            "OPTIONS",
+            "z9hG4bKo2",
             "198.51.100.7:5062;branch=z9hG4bKo2;rport",
             "pc.example.com;branch=z9hG4bKo2",
-        );
-    h.input(udp_peer(), bytes.as_bytes());
+        ),
+    );
     let (_, t) = h.sent.last().unwrap();
     assert_eq!(
         t.peer.remote,

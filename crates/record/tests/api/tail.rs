@@ -56,14 +56,38 @@ fn offline(packets: &[Rtp]) -> Vec<i16> {
     out
 }
 
+/// A mono timeline starting at `t0` with [`LEG`] on it.
+fn mono(t0: Instant) -> RecordingTimeline {
+    let mut tl = RecordingTimeline::new(ChannelLayout::Mono, TimelineConfig::default(), t0);
+    tl.add_leg(LEG, t0);
+    tl
+}
+
+/// Pushes `packets` without pauses or tails: each decoded by `dec` and pushed on arrival,
+/// with a drain into `out` just before.
+fn push_decoded(
+    tl: &mut RecordingTimeline,
+    t0: Instant,
+    dec: &mut AudioDecoder,
+    packets: &[Rtp],
+    out: &mut Vec<i16>,
+) {
+    let mut pcm = Vec::new();
+    for p in packets {
+        tl.drain(t0 + p.at, out);
+        pcm.clear();
+        dec.decode(&p.payload, &mut pcm).unwrap();
+        tl.push_received(LEG, p.ssrc, p.ts, 8000, t0 + p.at, &pcm);
+    }
+}
+
 /// Drives a mono timeline the way the server's call task does: each packet decoded and
 /// pushed on arrival, a drain every 10 ms and after each packet, and (when `tails`) the
 /// decoder flushed into `push_tail` once no packet came for [`TAIL_AFTER`]. A new SSRC
 /// gets a fresh decoder. Returns the channel and the leg's counters.
 fn record(packets: &[Rtp], tails: bool, end: Duration) -> (Vec<i16>, LegStats) {
     let t0 = Instant::now();
-    let mut tl = RecordingTimeline::new(ChannelLayout::Mono, TimelineConfig::default(), t0);
-    tl.add_leg(LEG, t0);
+    let mut tl = mono(t0);
     let mut dec = AudioDecoder::new(&PayloadFormat::pcmu()).unwrap();
     let mut out = Vec::new();
     let mut pcm = Vec::new();
@@ -184,23 +208,16 @@ fn a_stream_that_goes_on_after_a_pause_is_seamless() {
 fn a_tail_after_its_positions_were_written_is_dropped_and_counted() {
     let packets = tone(7, 1000, 0, 25, Duration::from_millis(40));
     let t0 = Instant::now();
-    let mut tl = RecordingTimeline::new(ChannelLayout::Mono, TimelineConfig::default(), t0);
-    tl.add_leg(LEG, t0);
+    let mut tl = mono(t0);
     let mut dec = AudioDecoder::new(&PayloadFormat::pcmu()).unwrap();
     let mut out = Vec::new();
-    let mut pcm = Vec::new();
-    for p in &packets {
-        tl.drain(t0 + p.at, &mut out);
-        pcm.clear();
-        dec.decode(&p.payload, &mut pcm).unwrap();
-        tl.push_received(LEG, p.ssrc, p.ts, 8000, t0 + p.at, &pcm);
-    }
+    push_decoded(&mut tl, t0, &mut dec, &packets, &mut out);
     // The stream ended at 540 ms; 400 ms later (past `stall_hold`) its end is written.
     let late = Duration::from_millis(940);
     tl.drain(t0 + late, &mut out);
     let end_of_stream = pos(Duration::from_millis(40)) + 25 * 320;
     assert!(out.len() > end_of_stream + UP_RING_OUT);
-    pcm.clear();
+    let mut pcm = Vec::new();
     dec.flush(&mut pcm);
     tl.push_tail(LEG, 7, 1000 + 25 * 160, 8000, &pcm);
     tl.finish(t0 + Duration::from_secs(2), &mut out);
@@ -214,8 +231,7 @@ fn a_tail_after_its_positions_were_written_is_dropped_and_counted() {
 
     // A tail that does not follow the stream's newest packet (wrong SSRC, or a timestamp
     // that is not right after it) is dropped and counted too, never placed.
-    let mut tl = RecordingTimeline::new(ChannelLayout::Mono, TimelineConfig::default(), t0);
-    tl.add_leg(LEG, t0);
+    let mut tl = mono(t0);
     let mut out = Vec::new();
     for p in &packets {
         tl.drain(t0 + p.at, &mut out);
@@ -253,23 +269,16 @@ fn a_new_stream_after_a_pause_leaves_the_tail_after_the_old_one() {
     // The same with the old stream's tail pushed only after the new SSRC began (its
     // anchor still being chosen): placed after the old stream, not relative to the new.
     let t0 = Instant::now();
-    let mut tl = RecordingTimeline::new(ChannelLayout::Mono, TimelineConfig::default(), t0);
-    tl.add_leg(LEG, t0);
+    let mut tl = mono(t0);
     let mut dec = AudioDecoder::new(&PayloadFormat::pcmu()).unwrap();
     let mut out = Vec::new();
-    let mut pcm = Vec::new();
-    for p in &old {
-        tl.drain(t0 + p.at, &mut out);
-        pcm.clear();
-        dec.decode(&p.payload, &mut pcm).unwrap();
-        tl.push_received(LEG, p.ssrc, p.ts, 8000, t0 + p.at, &pcm);
-    }
+    push_decoded(&mut tl, t0, &mut dec, &old, &mut out);
     let mut tail = Vec::new();
     dec.flush(&mut tail);
     let first_new = &new[0];
     let at = Duration::from_millis(560);
     let mut fresh = AudioDecoder::new(&PayloadFormat::pcmu()).unwrap();
-    pcm.clear();
+    let mut pcm = Vec::new();
     fresh.decode(&first_new.payload, &mut pcm).unwrap();
     tl.drain(t0 + at, &mut out);
     tl.push_received(LEG, 9, first_new.ts, 8000, t0 + at, &pcm);

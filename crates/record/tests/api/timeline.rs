@@ -38,6 +38,57 @@ fn mono(layout: ChannelLayout, t0: Instant) -> RecordingTimeline {
     tl
 }
 
+/// `count` packets from `sender`, packet k holding `value(k)` throughout.
+fn numbered(sender: Sender, count: usize) -> Vec<Packet> {
+    sender.packets(count, |k| constant(value(k)))
+}
+
+/// `packets` less those whose index is in `gap` (a sender pausing, as in DTX).
+fn without(packets: Vec<Packet>, gap: std::ops::Range<usize>) -> Vec<Packet> {
+    packets
+        .into_iter()
+        .filter(|p| !gap.contains(&p.index))
+        .collect()
+}
+
+/// Extra network delay of `ms` for the packets `which` picks, none for the rest.
+fn delayed(ms: u64, which: impl Fn(usize) -> bool) -> impl Fn(usize) -> Duration {
+    move |k| {
+        if which(k) {
+            Duration::from_millis(ms)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+/// A network of `delay_ms` minimum delay plus up to `jitter_ms` of seeded jitter, no loss.
+fn jittered(delay_ms: u64, jitter_ms: u64, seed: u64) -> Net {
+    Net {
+        jitter: Duration::from_millis(jitter_ms),
+        seed,
+        ..Net::fixed(delay_ms)
+    }
+}
+
+/// Leg 1 alone on `layout`, receiving `delivered` (see [`run`]) and finished `end_secs`
+/// after the start: the timeline (for its stats) and its output.
+fn run_one(
+    layout: ChannelLayout,
+    delivered: Vec<(Duration, Packet)>,
+    end_secs: u64,
+) -> (RecordingTimeline, Vec<i16>) {
+    let t0 = Instant::now();
+    let mut tl = mono(layout, t0);
+    let out = run(
+        &mut tl,
+        t0,
+        &merge(vec![(1, delivered)]),
+        Duration::from_secs(end_secs),
+    );
+    (tl, out)
+}
+
 /// Checks packet k sits at `anchor + 320k` (exactly its samples) or is silent when absent.
 fn check_exact(out: &[i16], anchor: usize, count: usize, present: impl Fn(usize) -> bool) {
     assert!(
@@ -57,8 +108,7 @@ fn check_exact(out: &[i16], anchor: usize, count: usize, present: impl Fn(usize)
 
 #[test]
 fn five_percent_loss_leaves_exact_silent_gaps() {
-    let t0 = Instant::now();
-    let packets = Sender::new(11, 1234, 100).packets(500, |k| constant(value(k)));
+    let packets = numbered(Sender::new(11, 1234, 100), 500);
     let net = Net {
         loss: 0.05,
         seed: 7,
@@ -68,13 +118,7 @@ fn five_percent_loss_leaves_exact_silent_gaps() {
     let received: Vec<usize> = delivered.iter().map(|(_, p)| p.index).collect();
     let lost = 500 - received.len();
     assert!((10..50).contains(&lost), "emulator lost {lost}");
-    let mut tl = mono(ChannelLayout::Mono, t0);
-    let out = run(
-        &mut tl,
-        t0,
-        &merge(vec![(1, delivered)]),
-        Duration::from_secs(11),
-    );
+    let (tl, out) = run_one(ChannelLayout::Mono, delivered, 11);
     check_exact(&out, pos(Duration::from_millis(150)), 500, |k| {
         received.contains(&k)
     });
@@ -87,26 +131,15 @@ fn five_percent_loss_leaves_exact_silent_gaps() {
 
 #[test]
 fn fifty_ms_jitter_with_reordering_places_every_packet() {
-    let t0 = Instant::now();
-    let packets = Sender::new(5, 0, 0).packets(1000, |k| constant(value(k)));
-    let net = Net {
-        jitter: Duration::from_millis(50),
-        seed: 3,
-        ..Net::fixed(40)
-    };
+    let packets = numbered(Sender::new(5, 0, 0), 1000);
+    let net = jittered(40, 50, 3);
     let delivered = net.deliver(packets, true, |_| Duration::ZERO);
     let reordered = delivered
         .windows(2)
         .filter(|w| w[1].1.index < w[0].1.index)
         .count();
     assert!(reordered > 100, "only {reordered} reorders");
-    let mut tl = mono(ChannelLayout::Multi(1), t0);
-    let out = run(
-        &mut tl,
-        t0,
-        &merge(vec![(1, delivered)]),
-        Duration::from_secs(21),
-    );
+    let (tl, out) = run_one(ChannelLayout::Multi(1), delivered, 21);
     check_exact(&out, pos(Duration::from_millis(60)), 1000, |_| true);
     let s = &tl.stats().legs[0];
     assert_eq!(
@@ -122,30 +155,13 @@ fn fifty_ms_jitter_with_reordering_places_every_packet() {
 
 #[test]
 fn a_jittered_first_packet_does_not_anchor_the_source() {
-    let t0 = Instant::now();
-    let packets = Sender::new(5, 0, 0).packets(500, |k| constant(value(k)));
-    let net = Net {
-        jitter: Duration::from_millis(2),
-        seed: 9,
-        ..Net::fixed(40)
-    };
+    let packets = numbered(Sender::new(5, 0, 0), 500);
+    let net = jittered(40, 2, 9);
     // The anchoring packet is 18 ms late (still first); the rest arrive within 2 ms of the
     // minimum delay.
-    let extra = |k| {
-        if k == 0 {
-            Duration::from_millis(18)
-        } else {
-            Duration::ZERO
-        }
-    };
+    let extra = delayed(18, |k| k == 0);
     let delivered = net.deliver(packets, true, extra);
-    let mut tl = mono(ChannelLayout::Multi(1), t0);
-    let out = run(
-        &mut tl,
-        t0,
-        &merge(vec![(1, delivered)]),
-        Duration::from_secs(11),
-    );
+    let (tl, out) = run_one(ChannelLayout::Multi(1), delivered, 11);
     let s = &tl.stats().legs[0];
     // The anchor is the earliest offset of the anchor window, not the first packet's: no
     // correction is needed later, so nothing is cut.
@@ -164,20 +180,10 @@ fn a_jittered_first_packet_does_not_anchor_the_source() {
 
 #[test]
 fn dtx_pause_of_two_seconds_is_two_seconds_of_silence_not_a_jump() {
-    let t0 = Instant::now();
-    let packets = Sender::new(1, 777, 0).packets(300, |k| constant(value(k)));
-    let kept: Vec<Packet> = packets
-        .into_iter()
-        .filter(|p| !(100..200).contains(&p.index))
-        .collect();
+    let packets = numbered(Sender::new(1, 777, 0), 300);
+    let kept = without(packets, 100..200);
     let delivered = Net::fixed(20).deliver(kept, true, |_| Duration::ZERO);
-    let mut tl = mono(ChannelLayout::Mono, t0);
-    let out = run(
-        &mut tl,
-        t0,
-        &merge(vec![(1, delivered)]),
-        Duration::from_secs(7),
-    );
+    let (tl, out) = run_one(ChannelLayout::Mono, delivered, 7);
     check_exact(&out, pos(Duration::from_millis(40)), 300, |k| {
         !(100..200).contains(&k)
     });
@@ -188,20 +194,10 @@ fn dtx_pause_of_two_seconds_is_two_seconds_of_silence_not_a_jump() {
 
 #[test]
 fn a_one_second_gap_is_one_second_of_silence() {
-    let t0 = Instant::now();
-    let packets = Sender::new(1, 0, 0).packets(150, |k| constant(value(k)));
-    let kept: Vec<Packet> = packets
-        .into_iter()
-        .filter(|p| !(50..100).contains(&p.index))
-        .collect();
+    let packets = numbered(Sender::new(1, 0, 0), 150);
+    let kept = without(packets, 50..100);
     let delivered = Net::fixed(20).deliver(kept, true, |_| Duration::ZERO);
-    let mut tl = mono(ChannelLayout::Mono, t0);
-    let out = run(
-        &mut tl,
-        t0,
-        &merge(vec![(1, delivered)]),
-        Duration::from_secs(4),
-    );
+    let (_, out) = run_one(ChannelLayout::Mono, delivered, 4);
     let anchor = pos(Duration::from_millis(40));
     let silent = &out[anchor + 50 * 320..anchor + 100 * 320];
     assert_eq!(silent.len(), 16_000);
@@ -212,19 +208,12 @@ fn a_one_second_gap_is_one_second_of_silence() {
 
 #[test]
 fn ssrc_change_reanchors_without_a_seam() {
-    let t0 = Instant::now();
-    let a = Sender::new(1, 5000, 0).packets(100, |k| constant(value(k)));
-    let mut b = Sender::new(2, 3_000_000_000, 0).packets(200, |k| constant(value(k)));
+    let a = numbered(Sender::new(1, 5000, 0), 100);
+    let mut b = numbered(Sender::new(2, 3_000_000_000, 0), 200);
     b.drain(..100);
     let delivered =
         Net::fixed(30).deliver(a.into_iter().chain(b).collect(), true, |_| Duration::ZERO);
-    let mut tl = mono(ChannelLayout::Mono, t0);
-    let out = run(
-        &mut tl,
-        t0,
-        &merge(vec![(1, delivered)]),
-        Duration::from_secs(5),
-    );
+    let (tl, out) = run_one(ChannelLayout::Mono, delivered, 5);
     check_exact(&out, pos(Duration::from_millis(50)), 200, |_| true);
     let s = &tl.stats().legs[0];
     assert_eq!((s.ssrc_changes, s.reanchors), (1, 1));
@@ -232,47 +221,23 @@ fn ssrc_change_reanchors_without_a_seam() {
 
 #[test]
 fn rtp_timestamp_wraps_around_seamlessly() {
-    let t0 = Instant::now();
     let mut sender = Sender::new(9, u32::MAX - 160 * 50 + 7, 0);
     sender.clock_rate = 8000;
-    let packets = sender.packets(200, |k| constant(value(k)));
+    let packets = numbered(sender, 200);
     assert!(packets[100].ts < packets[0].ts);
-    let net = Net {
-        jitter: Duration::from_millis(30),
-        seed: 5,
-        ..Net::fixed(10)
-    };
+    let net = jittered(10, 30, 5);
     let delivered = net.deliver(packets, true, |_| Duration::ZERO);
-    let mut tl = mono(ChannelLayout::Mono, t0);
-    let out = run(
-        &mut tl,
-        t0,
-        &merge(vec![(1, delivered)]),
-        Duration::from_secs(5),
-    );
+    let (tl, out) = run_one(ChannelLayout::Mono, delivered, 5);
     check_exact(&out, pos(Duration::from_millis(30)), 200, |_| true);
     assert_eq!(tl.stats().legs[0].reanchors, 0);
 }
 
 #[test]
 fn late_packet_is_dropped_and_counted() {
-    let t0 = Instant::now();
-    let packets = Sender::new(1, 0, 0).packets(200, |k| constant(value(k)));
-    let extra = |k| {
-        if k == 50 {
-            Duration::from_millis(200)
-        } else {
-            Duration::ZERO
-        }
-    };
+    let packets = numbered(Sender::new(1, 0, 0), 200);
+    let extra = delayed(200, |k| k == 50);
     let delivered = Net::fixed(20).deliver(packets, true, extra);
-    let mut tl = mono(ChannelLayout::Mono, t0);
-    let out = run(
-        &mut tl,
-        t0,
-        &merge(vec![(1, delivered)]),
-        Duration::from_secs(5),
-    );
+    let (tl, out) = run_one(ChannelLayout::Mono, delivered, 5);
     check_exact(&out, pos(Duration::from_millis(40)), 200, |k| k != 50);
     let s = &tl.stats().legs[0];
     assert_eq!((s.late_frames, s.late_samples, s.late_resyncs), (1, 320, 0));
@@ -280,23 +245,10 @@ fn late_packet_is_dropped_and_counted() {
 
 #[test]
 fn a_step_up_in_network_delay_resyncs_after_three_late_packets() {
-    let t0 = Instant::now();
-    let packets = Sender::new(1, 0, 0).packets(300, |k| constant(value(k)));
-    let extra = |k| {
-        if k >= 100 {
-            Duration::from_millis(300)
-        } else {
-            Duration::ZERO
-        }
-    };
+    let packets = numbered(Sender::new(1, 0, 0), 300);
+    let extra = delayed(300, |k| k >= 100);
     let delivered = Net::fixed(20).deliver(packets, true, extra);
-    let mut tl = mono(ChannelLayout::Mono, t0);
-    let out = run(
-        &mut tl,
-        t0,
-        &merge(vec![(1, delivered)]),
-        Duration::from_secs(8),
-    );
+    let (tl, out) = run_one(ChannelLayout::Mono, delivered, 8);
     let s = &tl.stats().legs[0];
     assert_eq!((s.late_frames, s.late_resyncs), (2, 1), "{s:?}");
     // From the third late packet on, audio follows the new delay: packet k at 340 + 20k ms.
@@ -355,16 +307,8 @@ fn ten_minutes_with_drift(speed: f64) {
         ..Sender::new(2, 99, 0)
     };
     let b = drifting.packets(count, audio(speed));
-    let net_a = Net {
-        jitter: Duration::from_millis(20),
-        seed: 11,
-        ..Net::fixed(40)
-    };
-    let net_b = Net {
-        jitter: Duration::from_millis(20),
-        seed: 12,
-        ..Net::fixed(40)
-    };
+    let net_a = jittered(40, 20, 11);
+    let net_b = jittered(40, 20, 12);
     let arrivals = merge(vec![
         (1, net_a.deliver(a, false, |_| Duration::ZERO)),
         (2, net_b.deliver(b, false, |_| Duration::ZERO)),

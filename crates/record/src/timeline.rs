@@ -190,6 +190,20 @@ fn account(l: &mut Leg, pl: Placement, which: Which, placed: Placed, len: usize)
     s.cut_samples += pl.cut as u64;
 }
 
+/// The leg audio is pushed for, if it is in the recording: a push for an unknown leg or for
+/// one that has left is counted (`unknown_leg_frames`, the leg's `ignored_frames`), not placed.
+fn pushed_leg<'a>(legs: &'a mut [Leg], unknown: &mut u64, key: LegKey) -> Option<&'a mut Leg> {
+    let Some(l) = legs.iter_mut().find(|l| l.key == key) else {
+        *unknown += 1;
+        return None;
+    };
+    if !l.active {
+        l.stats.ignored_frames += 1;
+        return None;
+    }
+    Some(l)
+}
+
 /// Places a leg's staged packets with its now fixed anchor.
 fn commit(l: &mut Leg, ring: &mut MixRing) {
     if !l.received.commit(ring.base()) {
@@ -358,14 +372,9 @@ impl RecordingTimeline {
         pcm: &[i16],
     ) {
         let arrival_pos = self.position(arrival);
-        let Some(l) = self.legs.iter_mut().find(|l| l.key == leg) else {
-            self.unknown_leg_frames += 1;
+        let Some(l) = pushed_leg(&mut self.legs, &mut self.unknown_leg_frames, leg) else {
             return;
         };
-        if !l.active {
-            l.stats.ignored_frames += 1;
-            return;
-        }
         if pcm.is_empty() {
             return;
         }
@@ -425,14 +434,9 @@ impl RecordingTimeline {
     /// Push it while the stream's positions are held open (`stall_hold` after its newest
     /// audio), before the stream's next packet.
     pub fn push_tail(&mut self, leg: LegKey, ssrc: u32, rtp_ts: u32, clock_rate: u32, pcm: &[i16]) {
-        let Some(l) = self.legs.iter_mut().find(|l| l.key == leg) else {
-            self.unknown_leg_frames += 1;
+        let Some(l) = pushed_leg(&mut self.legs, &mut self.unknown_leg_frames, leg) else {
             return;
         };
-        if !l.active {
-            l.stats.ignored_frames += 1;
-            return;
-        }
         if pcm.is_empty() {
             return;
         }
@@ -462,14 +466,9 @@ impl RecordingTimeline {
     /// Recorded only where the layout says so (see [`ChannelLayout`]).
     pub fn push_played(&mut self, leg: LegKey, now: Instant, pcm: &[i16]) {
         let arrival_pos = self.position(now);
-        let Some(l) = self.legs.iter_mut().find(|l| l.key == leg) else {
-            self.unknown_leg_frames += 1;
+        let Some(l) = pushed_leg(&mut self.legs, &mut self.unknown_leg_frames, leg) else {
             return;
         };
-        if !l.active {
-            l.stats.ignored_frames += 1;
-            return;
-        }
         let Some(ch) = l.route.played else {
             return;
         };

@@ -13,6 +13,7 @@ use callmux_sip::Uri;
 use callmux_webhook::{CallEvent, CallStatus, Direction, Timestamp};
 use tracing::{info, warn};
 
+use super::recording::tail_into;
 use super::InboundCall;
 use crate::blocking;
 use crate::events::CallInfo;
@@ -374,11 +375,7 @@ impl InboundCall {
             }
         });
         // Its decoder's last 4 ms once it pauses: for the recordings only.
-        m.flush_paused(now, |ssrc, ts, clock, pcm| {
-            for r in recordings.values_mut() {
-                r.rec.push_tail(key, ssrc, ts, clock, pcm);
-            }
-        });
+        m.flush_paused(now, tail_into(&mut *recordings, key));
     }
 
     /// When the connect needs waking.
@@ -458,11 +455,7 @@ impl InboundCall {
                             }
                         },
                     );
-                    m.flush_tail(|ssrc, ts, clock, pcm| {
-                        for r in recordings.values_mut() {
-                            r.rec.push_tail(key, ssrc, ts, clock, pcm);
-                        }
-                    });
+                    m.flush_tail(tail_into(&mut *recordings, key));
                 }
                 for r in self.recordings.values_mut() {
                     let _ = blocking(|| r.rec.remove_leg(c.key, now));

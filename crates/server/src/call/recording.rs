@@ -2,11 +2,12 @@
 //! already up), feeding it the caller's released audio, `endOnSilence`, and finishing it into
 //! a record event (or a failed recording reported before the call moves on).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use callmux_ncco::{ActionId, CallRunner, Record, RecordStopReason, RunnerInput};
 use callmux_record::{
-    ChannelLayout, LegInfo, RecordFormat, Recording, RecordingParams, RecordingSummary,
+    ChannelLayout, LegInfo, LegKey, RecordFormat, Recording, RecordingParams, RecordingSummary,
     SilenceDetector, TimelineConfig,
 };
 use callmux_webhook::RecordState;
@@ -26,6 +27,19 @@ pub(super) struct ActiveRecording {
     _active: crate::metrics::RecordingGauge,
     /// This host's note that it writes the file (crash recovery at the next start).
     _live: crate::recovery::LiveMarker,
+}
+
+/// Where a leg's decoder tail goes (`MediaLeg::flush_tail`, `flush_paused`): into every
+/// recording, as leg `key`'s audio, and nowhere else (live audio does not need the 4 ms).
+pub(super) fn tail_into(
+    recordings: &mut BTreeMap<u32, ActiveRecording>,
+    key: LegKey,
+) -> impl FnMut(u32, u32, u32, &[i16]) + '_ {
+    move |ssrc, ts, clock, pcm| {
+        for r in recordings.values_mut() {
+            r.rec.push_tail(key, ssrc, ts, clock, pcm);
+        }
+    }
 }
 
 /// Watches the caller's audio for `endOnSilence`.
@@ -103,11 +117,8 @@ impl InboundCall {
             }
         });
         // The decoder's last 4 ms once the caller pauses: for the recordings only.
-        self.leg.flush_paused(now, |ssrc, ts, clock, pcm| {
-            for r in recordings.values_mut() {
-                r.rec.push_tail(CALLER, ssrc, ts, clock, pcm);
-            }
-        });
+        self.leg
+            .flush_paused(now, tail_into(&mut *recordings, CALLER));
         for (id, r) in recordings.iter_mut() {
             if r.silence.as_mut().is_some_and(|w| w.check_idle(now)) {
                 silent.push(*id);
@@ -246,21 +257,13 @@ impl InboundCall {
         // And what its decoder still holds, so the stopping recording is not 2 ms short
         // when the caller spoke up to the end (the others get it seamlessly: the caller's
         // next packet starts from silence and adds to it).
-        self.leg.flush_tail(|ssrc, ts, clock, pcm| {
-            for r in recordings.values_mut() {
-                r.rec.push_tail(CALLER, ssrc, ts, clock, pcm);
-            }
-        });
+        self.leg.flush_tail(tail_into(&mut *recordings, CALLER));
         // The bridged leg's too: when the call ends, the recording stops before that leg
         // has hung up, so its own end comes too late to reach the recording.
         if let Some(c) = self.connect.as_mut() {
             let key = c.key;
             if let Some(m) = c.media.as_mut() {
-                m.flush_tail(|ssrc, ts, clock, pcm| {
-                    for r in recordings.values_mut() {
-                        r.rec.push_tail(key, ssrc, ts, clock, pcm);
-                    }
-                });
+                m.flush_tail(tail_into(&mut *recordings, key));
             }
         }
         let Some(r) = self.recordings.remove(&id.0) else {
